@@ -1,0 +1,358 @@
+"""The pipeline configuration: AOI, period, grid, sources, storage, cluster and science.
+
+A pipeline is one YAML file; :func:`load_config` reads it and raises :class:`ConfigError` naming the
+file and every field at fault. Relative paths in the file (a static catalog, an AOI GeoJSON, a local
+storage root, an external LS raster) are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from lpqlc.config.base import Frozen, QuarterField
+from lpqlc.config.science import ScienceConfig
+from lpqlc.errors import ConfigError, StorageError
+from lpqlc.quarter import Quarter, quarter_range
+from lpqlc.storage import parse_storage_url
+
+__all__ = [
+    "AOIConfig",
+    "PeriodConfig",
+    "ResolutionEra",
+    "GridConfig",
+    "SensorEra",
+    "CollectionsConfig",
+    "SourcesConfig",
+    "StorageConfig",
+    "WorkerGroupConfig",
+    "KubernetesConfig",
+    "ClusterConfig",
+    "PipelineConfig",
+    "load_config",
+    "config_from_dict",
+    "CHINA_ALBERS",
+]
+
+#: Albers equal-area conic for China (WGS 84, central meridian 105°E, standard parallels 25°N/47°N).
+CHINA_ALBERS = (
+    "+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 +lat_2=47 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
+)
+
+_EQUAL_AREA_METHODS = ("albers", "equal area", "equal-area", "mollweide", "sinusoidal", "eckert iv")
+
+
+class AOIConfig(Frozen):
+    """Area of interest: a lon/lat bounding box, or a GeoJSON file of polygons (EPSG:4326)."""
+
+    name: str = "aoi"
+    bbox: tuple[float, float, float, float] | None = None
+    geojson: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> AOIConfig:
+        if (self.bbox is None) == (self.geojson is None):
+            raise ValueError("give exactly one of bbox or geojson")
+        if self.bbox is not None:
+            w, s, e, n = self.bbox
+            if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+                raise ValueError(f"bbox {list(self.bbox)} is not west,south,east,north in degrees")
+        return self
+
+
+class PeriodConfig(Frozen):
+    """The quarters processed, both ends included."""
+
+    start: QuarterField = Quarter(2000, 1)
+    end: QuarterField = Quarter(2024, 4)
+
+    @model_validator(mode="after")
+    def _check(self) -> PeriodConfig:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    @property
+    def quarters(self) -> list[Quarter]:
+        return quarter_range(self.start, self.end)
+
+
+class ResolutionEra(Frozen):
+    """Output pixel size (metres) from a quarter on."""
+
+    start: QuarterField
+    resolution: float = Field(gt=0)
+
+
+class GridConfig(Frozen):
+    """One equal-area output grid for the whole AOI; the pixel size changes by era."""
+
+    crs: str = CHINA_ALBERS
+    resolutions: tuple[ResolutionEra, ...] = (
+        ResolutionEra(start=Quarter(2000, 1), resolution=30.0),
+        ResolutionEra(start=Quarter(2016, 1), resolution=10.0),
+    )
+    #: Pixel edges are multiples of this (metres), so every era's grid nests in the coarsest.
+    anchor: float = Field(30.0, gt=0)
+    #: Processing tile edge in pixels, and dask chunk edge in pixels.
+    tile_size: int = Field(2048, ge=64)
+    chunk_size: int = Field(1024, ge=64)
+
+    @field_validator("crs")
+    @classmethod
+    def _equal_area(cls, value: str) -> str:
+        try:
+            crs = CRS.from_user_input(value)
+        except CRSError as exc:
+            raise ValueError(f"not a CRS: {value!r} ({exc})") from exc
+        method = ""
+        if crs.coordinate_operation is not None:
+            method = crs.coordinate_operation.method_name.lower()
+        if not crs.is_projected or not any(m in method for m in _EQUAL_AREA_METHODS):
+            raise ValueError(
+                f"{value!r} is not an equal-area projection (method {method or 'none'!r}); "
+                "areas would be counted wrong"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> GridConfig:
+        starts = [r.start for r in self.resolutions]
+        if not starts:
+            raise ValueError("resolutions is empty")
+        if starts != sorted(starts) or len(set(starts)) != len(starts):
+            raise ValueError("resolutions must be in increasing order of start quarter")
+        for r in self.resolutions:
+            ratio = self.anchor / r.resolution
+            if round(ratio) < 1 or abs(ratio - round(ratio)) > 1e-9:
+                raise ValueError(f"resolution {r.resolution} m does not nest in the {self.anchor} m anchor")
+        if self.tile_size % self.chunk_size:
+            raise ValueError(f"tile_size {self.tile_size} is not a multiple of chunk_size {self.chunk_size}")
+        return self
+
+    def resolution_for(self, quarter: Quarter) -> float:
+        """Pixel size in metres for a quarter."""
+        applicable = [r for r in self.resolutions if r.start <= quarter]
+        if not applicable:
+            raise ConfigError(f"grid.resolutions has no era covering {quarter}")
+        return applicable[-1].resolution
+
+
+class SensorEra(Frozen):
+    """Which source collection feeds the composites, from a quarter on (until the next era)."""
+
+    start: QuarterField
+    sensor: Literal["landsat", "sentinel2"]
+
+
+class CollectionsConfig(Frozen):
+    """STAC collection ids, per role. Defaults are Earth Search v1's (ancillary: the sample archive's)."""
+
+    sentinel2: str = "sentinel-2-l2a"
+    landsat: str = "landsat-c2-l2"
+    dem: str = "cop-dem-glo-30"
+    precipitation: str = "chirps-daily"
+    soil: str = "openlandmap-soil"
+    worldcover: str = "esa-worldcover"
+    subregions: str = "lpqlc-subregions"
+
+
+class SourcesConfig(Frozen):
+    """Where input imagery is searched: a STAC API, or a local/S3 static catalog."""
+
+    stac_api: str | None = None
+    catalog: str | None = None
+    flavour: Literal["earth-search", "planetary-computer"] = "earth-search"
+    collections: CollectionsConfig = CollectionsConfig()
+    sensors: tuple[SensorEra, ...] = (
+        SensorEra(start=Quarter(1984, 1), sensor="landsat"),
+        SensorEra(start=Quarter(2016, 1), sensor="sentinel2"),
+    )
+    max_cloud_cover: float = Field(80.0, ge=0, le=100)
+    #: Asset href signing, e.g. Planetary Computer SAS tokens; none unless configured.
+    href_modifier: Literal["planetary-computer"] | None = None
+    page_limit: int = Field(100, ge=1, le=10000)
+    max_retries: int = Field(5, ge=0)
+    timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("stac_api")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"stac_api {value!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> SourcesConfig:
+        if (self.stac_api is None) == (self.catalog is None):
+            raise ValueError("give exactly one of stac_api or catalog")
+        starts = [s.start for s in self.sensors]
+        if not starts or starts != sorted(starts):
+            raise ValueError("sensors must be a non-empty list in increasing order of start quarter")
+        return self
+
+    def sensor_for(self, quarter: Quarter) -> str:
+        """The sensor that feeds a quarter."""
+        applicable = [s for s in self.sensors if s.start <= quarter]
+        if not applicable:
+            raise ConfigError(f"sources.sensors has no era covering {quarter}")
+        return applicable[-1].sensor
+
+
+class StorageConfig(Frozen):
+    """Where outputs go: a local path or ``s3://bucket/prefix``; credentials come from the environment."""
+
+    url: str
+    endpoint_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            secret = [k for k in data if any(w in str(k).lower() for w in ("key", "secret", "token", "pass"))]
+            if secret:
+                raise ValueError(
+                    f"credentials do not belong in the config ({', '.join(map(str, secret))}): "
+                    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
+                )
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        try:
+            parse_storage_url(value)
+        except StorageError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint_url {value!r} is not an http(s) URL")
+        return value
+
+
+class WorkerGroupConfig(Frozen):
+    """A Kubernetes Dask worker group."""
+
+    replicas: int = Field(2, ge=0)
+    cpu: str = "2"
+    memory: str = "8Gi"
+    gpus: int = Field(0, ge=0)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+
+
+class KubernetesConfig(Frozen):
+    """The Dask Kubernetes operator's cluster."""
+
+    namespace: str = "lpqlc"
+    image: str = "ghcr.io/lpqlc/lpqlc:latest"
+    cpu_workers: WorkerGroupConfig = WorkerGroupConfig()
+    gpu_workers: WorkerGroupConfig = WorkerGroupConfig(replicas=0, gpus=1, memory="24Gi", cpu="4")
+
+
+class ClusterConfig(Frozen):
+    """The Dask cluster: a local one (default), the Kubernetes operator, or an existing scheduler."""
+
+    kind: Literal["local", "kubernetes", "address"] = "local"
+    n_workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "4GiB"
+    address: str | None = None
+    kubernetes: KubernetesConfig = KubernetesConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> ClusterConfig:
+        if self.kind == "address" and not self.address:
+            raise ValueError("kind 'address' needs address (e.g. tcp://scheduler:8786)")
+        return self
+
+
+class PipelineConfig(Frozen):
+    """A whole pipeline: what, where, when, with which constants."""
+
+    name: str = "lpqlc"
+    aoi: AOIConfig
+    period: PeriodConfig = PeriodConfig()
+    grid: GridConfig = GridConfig()
+    sources: SourcesConfig
+    storage: StorageConfig
+    cluster: ClusterConfig = ClusterConfig()
+    science: ScienceConfig = ScienceConfig()
+    #: Where the YAML came from (set by :func:`load_config`; not read from the file).
+    source_file: str | None = Field(default=None, exclude=True)
+
+    @property
+    def quarters(self) -> list[Quarter]:
+        return self.period.quarters
+
+
+def _resolve_relative(data: dict[str, Any], base: Path) -> None:
+    """Make the file's relative local paths relative to its folder, in place."""
+
+    def fix(section: dict[str, Any] | None, key: str) -> None:
+        if not isinstance(section, dict):
+            return
+        value = section.get(key)
+        if isinstance(value, str) and value and "://" not in value and not os.path.isabs(value):
+            section[key] = str((base / os.path.expanduser(value)).resolve())
+
+    fix(data.get("aoi"), "geojson")
+    fix(data.get("sources"), "catalog")
+    fix(data.get("storage"), "url")
+    science = data.get("science")
+    if isinstance(science, dict) and isinstance(science.get("rusle"), dict):
+        fix(science["rusle"].get("ls"), "external")
+
+
+def _format_errors(path: str, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid pipeline configuration ({exc.error_count()} error(s)):"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        shown = "" if isinstance(got, dict | list) or err["type"] == "missing" else f" (got {got!r})"
+        lines.append(f"  - {where}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> PipelineConfig:
+    """Validate a mapping as a pipeline config; errors name ``source`` and each field."""
+    try:
+        return PipelineConfig.model_validate({**data, "source_file": source})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
+    """Read and validate a pipeline YAML file.
+
+    Raises :class:`ConfigError` naming the file, and the line for YAML syntax errors or the dotted
+    field path (``science.rusle.r.beta``) for invalid values.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: pipeline configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the configuration: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{p}:{where}: YAML syntax error: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a pipeline configuration must be a YAML mapping, got {type(data).__name__}")
+    _resolve_relative(data, p.parent.resolve())
+    return config_from_dict(data, source=str(p))

@@ -1,0 +1,418 @@
+"""Science constants of SCIENCE.md, each a typed default that a pipeline YAML may override.
+
+Sections follow SCIENCE.md: §1 land cover and compositing, §1 CCTS training, §3 RUSLE (R, K, LS, C,
+P, grades), §4 analysis and scenario, §5 REGv1. Interval convention everywhere: a class interval holds
+its lower bound and excludes its upper one, so a list of ``breaks`` ``b0 < b1 < …`` defines the bins
+``x < b0``, ``b0 ≤ x < b1``, …, ``x ≥ b_last``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lpqlc.config.base import Frozen
+
+__all__ = [
+    "ScienceConfig",
+    "CompositeConfig",
+    "FVCConfig",
+    "LandCoverConfig",
+    "CCTSConfig",
+    "RFactorConfig",
+    "KFactorConfig",
+    "LSFactorConfig",
+    "CFactorConfig",
+    "PFactorConfig",
+    "GradesConfig",
+    "RusleConfig",
+    "TrendConfig",
+    "ScenarioConfig",
+    "AnalysisConfig",
+    "Prior",
+    "RegV1Config",
+    "WORLDCOVER_CLASSES",
+]
+
+#: The 8 output classes as ESA WorldCover v200 codes (value written in every class raster) → name.
+WORLDCOVER_CLASSES: dict[int, str] = {
+    10: "Forest",
+    20: "Shrubland",
+    30: "Grassland",
+    40: "Cropland",
+    50: "Built-up",
+    60: "Bare land",
+    80: "Water",
+    90: "Wetland",
+}
+
+#: Display colours (ESA WorldCover legend), RGB hex, per class code.
+WORLDCOVER_COLOURS: dict[int, str] = {
+    10: "#006400",
+    20: "#ffbb22",
+    30: "#ffff4c",
+    40: "#f096ff",
+    50: "#fa0000",
+    60: "#b4b4b4",
+    80: "#0064c8",
+    90: "#0096a0",
+}
+
+
+def _strictly_increasing(name: str, values: tuple[float, ...]) -> None:
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise ValueError(f"{name} must be strictly increasing, got {list(values)}")
+
+
+class CompositeConfig(Frozen):
+    """Cloud masking, scaling and band plan of the quarterly composites (SCIENCE.md §1)."""
+
+    bands: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1")
+    #: Sentinel-2 SCL classes kept as clear: 4 vegetation, 5 not vegetated, 6 water, 7 unclassified.
+    s2_keep_scl: tuple[int, ...] = (4, 5, 6, 7)
+    #: Landsat QA_PIXEL bits that mask a pixel: 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud, 4 shadow, 5 snow.
+    landsat_mask_bits: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    #: Sentinel-2 processing baseline from which L2A digital numbers carry a +1000 offset.
+    s2_offset_baseline: str = "04.00"
+    #: First acquisition date processed under that baseline (used when an item lacks the property).
+    s2_offset_from: str = "2022-01-25"
+    s2_offset_dn: int = -1000
+    #: Optional linear harmonisation per sensor and band: reflectance' = slope·reflectance + intercept.
+    harmonisation: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
+    #: Reflectance range kept after scaling; values outside are treated as invalid.
+    valid_reflectance: tuple[float, float] = (-0.05, 1.6)
+
+    @model_validator(mode="after")
+    def _check(self) -> CompositeConfig:
+        if len(set(self.bands)) != len(self.bands):
+            raise ValueError(f"bands repeat a name: {list(self.bands)}")
+        bad = [c for c in self.s2_keep_scl if not 0 <= c <= 11]
+        if bad:
+            raise ValueError(f"s2_keep_scl holds classes outside 0..11: {bad}")
+        bad = [b for b in self.landsat_mask_bits if not 0 <= b <= 15]
+        if bad:
+            raise ValueError(f"landsat_mask_bits holds bits outside 0..15: {bad}")
+        return self
+
+
+class FVCConfig(Frozen):
+    """Fractional vegetation cover from NDVI: FVC = clip((NDVI − soil)/(veg − soil), 0, 1)."""
+
+    method: Literal["percentile", "fixed"] = "percentile"
+    soil_percentile: float = Field(5.0, ge=0, le=100)
+    veg_percentile: float = Field(95.0, ge=0, le=100)
+    ndvi_soil: float = 0.05
+    ndvi_veg: float = 0.85
+
+    @model_validator(mode="after")
+    def _check(self) -> FVCConfig:
+        if self.soil_percentile >= self.veg_percentile:
+            raise ValueError("soil_percentile must be below veg_percentile")
+        if self.ndvi_soil >= self.ndvi_veg:
+            raise ValueError("ndvi_soil must be below ndvi_veg")
+        return self
+
+
+class LandCoverConfig(Frozen):
+    """The 8-class legend, the WorldCover label mapping and temporal refinement (SCIENCE.md §1)."""
+
+    classes: dict[int, str] = Field(default_factory=lambda: dict(WORLDCOVER_CLASSES))
+    colours: dict[int, str] = Field(default_factory=lambda: dict(WORLDCOVER_COLOURS))
+    #: WorldCover codes absent from the legend → legend code (70 snow/ice, 100 moss/lichen, 95 mangroves).
+    worldcover_remap: dict[int, int] = Field(default_factory=lambda: {70: 60, 100: 30, 95: 90})
+    nodata: int = 0
+    label_year: int = 2021
+    temporal_window: int = Field(5, ge=1)
+    tile_size: int = Field(256, ge=16)
+    tiles_per_class: int = Field(1800, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> LandCoverConfig:
+        if self.temporal_window % 2 != 1:
+            raise ValueError(f"temporal_window must be odd (centred window), got {self.temporal_window}")
+        if self.nodata in self.classes:
+            raise ValueError(f"nodata value {self.nodata} is also a class code")
+        missing = sorted(set(self.classes) - set(self.colours))
+        if missing:
+            raise ValueError(f"colours lack class codes {missing}")
+        bad = {k: v for k, v in self.worldcover_remap.items() if v not in self.classes}
+        if bad:
+            raise ValueError(f"worldcover_remap maps onto codes that are not classes: {bad}")
+        return self
+
+
+class CCTSConfig(Frozen):
+    """CCTS semi-supervised training constants (SCIENCE.md §1)."""
+
+    temperature: float = Field(0.1, gt=0)
+    confidence_threshold: float = Field(0.95, ge=0, le=1)
+    weight_seg: float = 0.5
+    weight_ic: float = 0.25
+    weight_fp: float = 0.25
+    feature_dropout: float = Field(0.5, ge=0, lt=1)
+    attention_window: int = 7
+    mlp_ratio: int = 4
+    #: Stream widths at 1/4, 1/8, 1/16, 1/32 resolution of the paper's HRFormer sizes.
+    widths: dict[str, tuple[int, int, int, int]] = Field(
+        default_factory=lambda: {
+            "T": (18, 36, 72, 144),
+            "S": (32, 64, 128, 256),
+            "B": (78, 156, 312, 624),
+        }
+    )
+
+
+class RFactorConfig(Frozen):
+    """Rainfall erosivity by the half-month daily model: R_k = α·Σ P_j^β over days with P_j ≥ threshold."""
+
+    beta: float = 1.7265
+    alpha_warm: float = 0.3937
+    alpha_cold: float = 0.3101
+    warm_months: tuple[int, ...] = (5, 6, 7, 8, 9)
+    #: Erosive-day threshold, mm/day (Xie et al. 2016: 10; Zhang et al. 2002: 12).
+    threshold_mm: float = Field(10.0, ge=0)
+
+
+class KFactorConfig(Frozen):
+    """Soil erodibility: EPIC with the Chinese correction K = (a + b·K_EPIC)·unit (SCIENCE.md §3)."""
+
+    correction_intercept: float = -0.01383
+    correction_slope: float = 0.51575
+    #: US customary → SI (t·hm²·h/(hm²·MJ·mm)).
+    unit_factor: float = 0.1317
+    #: What the soil source's carbon layer holds: organic carbon, or organic matter (OC = OM/1.724).
+    carbon_kind: Literal["organic_carbon", "organic_matter"] = "organic_carbon"
+    om_to_oc: float = 1.724
+
+
+class LSFactorConfig(Frozen):
+    """Topographic factor from a DEM (SCIENCE.md §3): L = (λ/22.13)^m, S after Liu et al. 1994."""
+
+    unit_length_m: float = 22.13
+    #: m by slope in degrees: breaks between the bins, then one exponent per bin (θ ≤ 1°, 1–3°, 3–5°, > 5°).
+    m_breaks_deg: tuple[float, ...] = (1.0, 3.0, 5.0)
+    m_values: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5)
+    slope_length_cap_m: float = Field(300.0, gt=0)
+    #: S pieces: breaks in degrees and (a, b) of S = a·sinθ + b per piece.
+    s_breaks_deg: tuple[float, ...] = (5.0, 10.0)
+    s_coefficients: tuple[tuple[float, float], ...] = ((10.8, 0.03), (16.8, -0.50), (21.91, -0.96))
+    #: An externally supplied LS raster (path or URL); when set it is used instead of the DEM.
+    external: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> LSFactorConfig:
+        _strictly_increasing("m_breaks_deg", self.m_breaks_deg)
+        _strictly_increasing("s_breaks_deg", self.s_breaks_deg)
+        if len(self.m_values) != len(self.m_breaks_deg) + 1:
+            raise ValueError("m_values needs one value more than m_breaks_deg")
+        if len(self.s_coefficients) != len(self.s_breaks_deg) + 1:
+            raise ValueError("s_coefficients needs one pair more than s_breaks_deg")
+        return self
+
+
+class CFactorConfig(Frozen):
+    """Cover management C from land cover and FVC (SCIENCE.md §3, Table 1)."""
+
+    fvc_breaks: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
+    #: Table 1: class code → C per FVC bin (< 0.1, 0.1–0.3, 0.3–0.5, 0.5–0.7, 0.7–0.9, ≥ 0.9).
+    table: dict[int, tuple[float, ...]] = Field(
+        default_factory=lambda: {
+            10: (0.100, 0.080, 0.060, 0.020, 0.004, 0.001),
+            20: (0.400, 0.220, 0.140, 0.085, 0.040, 0.011),
+            30: (0.450, 0.240, 0.150, 0.090, 0.043, 0.011),
+        }
+    )
+    #: Cropland: C = a − b·log10(FVC), clipped to [0, 1].
+    cropland_code: int = 40
+    cropland_a: float = 0.221
+    cropland_b: float = 0.595
+    #: Fixed C per class (built-up 0.01 and bare 0.7: the paper's Table 7 reading, see SCIENCE.md).
+    fixed: dict[int, float] = Field(default_factory=lambda: {50: 0.01, 60: 0.7, 80: 0.0, 90: 0.0})
+
+    @model_validator(mode="after")
+    def _check(self) -> CFactorConfig:
+        _strictly_increasing("fvc_breaks", self.fvc_breaks)
+        for code, row in self.table.items():
+            if len(row) != len(self.fvc_breaks) + 1:
+                raise ValueError(f"table[{code}] needs {len(self.fvc_breaks) + 1} values, got {len(row)}")
+        overlap = set(self.table) & set(self.fixed)
+        if overlap or self.cropland_code in self.table or self.cropland_code in self.fixed:
+            raise ValueError(f"a class has two C rules: {sorted(overlap | {self.cropland_code})}")
+        return self
+
+
+class PFactorConfig(Frozen):
+    """Support practice P (SCIENCE.md §3, Table 2)."""
+
+    by_class: dict[int, float] = Field(
+        default_factory=lambda: {10: 1.0, 20: 0.29, 30: 0.41, 50: 0.0, 60: 1.0, 80: 0.0, 90: 0.0}
+    )
+    cropland_code: int = 40
+    cropland_slope_breaks_deg: tuple[float, ...] = (5.0, 7.0, 9.0, 12.0, 20.0, 24.0)
+    cropland_values: tuple[float, ...] = (0.49, 0.59, 0.65, 0.70, 0.81, 0.95, 1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PFactorConfig:
+        _strictly_increasing("cropland_slope_breaks_deg", self.cropland_slope_breaks_deg)
+        if len(self.cropland_values) != len(self.cropland_slope_breaks_deg) + 1:
+            raise ValueError("cropland_values needs one value more than cropland_slope_breaks_deg")
+        return self
+
+
+class GradesConfig(Frozen):
+    """Erosion grades of SL 190-2007 (loess water-erosion region), annual A in t/(hm²·a)."""
+
+    breaks: tuple[float, ...] = (10.0, 25.0, 50.0, 80.0, 150.0)
+    names: tuple[str, ...] = ("slight", "light", "moderate", "strong", "severe", "extreme")
+    #: First grade counted as "eroded area" (light and above).
+    eroded_from: str = "light"
+    tolerance_t_hm2_a: float = 10.0
+
+    @model_validator(mode="after")
+    def _check(self) -> GradesConfig:
+        _strictly_increasing("breaks", self.breaks)
+        if len(self.names) != len(self.breaks) + 1:
+            raise ValueError("names needs one name more than breaks")
+        if self.eroded_from not in self.names:
+            raise ValueError(f"eroded_from {self.eroded_from!r} is not one of {list(self.names)}")
+        return self
+
+
+class RusleConfig(Frozen):
+    """RUSLE A = R·K·LS·C·P (SCIENCE.md §3)."""
+
+    r: RFactorConfig = RFactorConfig()
+    k: KFactorConfig = KFactorConfig()
+    ls: LSFactorConfig = LSFactorConfig()
+    c: CFactorConfig = CFactorConfig()
+    p: PFactorConfig = PFactorConfig()
+    grades: GradesConfig = GradesConfig()
+
+
+class TrendConfig(Frozen):
+    """Per-pixel Mann–Kendall and Theil–Sen on annual erosion (SCIENCE.md §4)."""
+
+    alpha: float = Field(0.05, gt=0, lt=1)
+    hamed_rao: bool = False
+
+
+class ScenarioConfig(Frozen):
+    """Lowest-achievable-erosion reallocation (SCIENCE.md §4, paper §5.2)."""
+
+    quarter: str = "2024Q4"
+    forest_min_precip_mm: float = 450.0
+    forest_max_elevation_m: float = 4000.0
+    #: Unit of the cropland slope thresholds; the seed writes %, Grain-for-Green uses degrees.
+    slope_unit: Literal["percent", "degree"] = "percent"
+    cropland_max_slope: float = 15.0
+    cropland_max_slope_low_silt: float = 25.0
+    cropland_low_silt_max_pct: float = 45.0
+    bare_to_cropland_min_precip_mm: float = 350.0
+    bare_to_cropland_max_elevation_m: float = 3000.0
+    bare_to_cropland_max_slope: float = 15.0
+    grassland_min_precip_mm: float = 250.0
+
+
+class AnalysisConfig(Frozen):
+    """Analyses of SCIENCE.md §4."""
+
+    transition_quarters: tuple[str, ...] = ("2000Q3", "2014Q3", "2024Q3")
+    top_eroded_fraction: float = Field(0.10, gt=0, le=1)
+    trend: TrendConfig = TrendConfig()
+    scenario: ScenarioConfig = ScenarioConfig()
+
+
+class Prior(Frozen):
+    """A REGv1 parameter prior: central value and 95 % interval (seed 004's parameter JSON)."""
+
+    value: float
+    ci95: tuple[float, float]
+    units: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Prior:
+        lo, hi = self.ci95
+        if not lo <= self.value <= hi:
+            raise ValueError(f"value {self.value} lies outside its 95 % interval [{lo}, {hi}]")
+        return self
+
+
+def _p(value: float, lo: float, hi: float, units: str) -> Prior:
+    return Prior(value=value, ci95=(lo, hi), units=units)
+
+
+def _default_priors() -> dict[str, dict[str, Prior]]:
+    return {
+        "LoessPlateau": {
+            "r_V": _p(0.12, 0.06, 0.20, "yr^-1"),
+            "K_V": _p(0.70, 0.60, 0.80, "fraction"),
+            "lambda1": _p(0.50, 0.20, 0.90, "yr^-1 per (m^3/m^3)"),
+            "lambda2": _p(0.08, 0.03, 0.15, "yr^-1 per %SOM"),
+            "theta_star": _p(0.17, 0.14, 0.20, "m^3/m^3"),
+            "SOM_star": _p(1.2, 0.8, 1.8, "%"),
+            "a1": _p(0.18, 0.08, 0.30, "kg C m^-2 yr^-1 per V"),
+            "a2": _p(0.035, 0.02, 0.06, "yr^-1"),
+            "eta1": _p(5.0, 2.0, 9.0, "mm per %SOM"),
+        },
+        "ChihuahuanDesert": {
+            "r_V": _p(0.06, 0.03, 0.12, "yr^-1"),
+            "K_V": _p(0.45, 0.30, 0.60, "fraction"),
+            "lambda1": _p(0.35, 0.10, 0.70, "yr^-1 per (m^3/m^3)"),
+            "lambda2": _p(0.12, 0.05, 0.25, "yr^-1 per %SOM"),
+            "theta_star": _p(0.10, 0.08, 0.13, "m^3/m^3"),
+            "SOM_star": _p(0.7, 0.4, 1.2, "%"),
+            "a1": _p(0.10, 0.05, 0.18, "kg C m^-2 yr^-1 per V"),
+            "a2": _p(0.02, 0.01, 0.05, "yr^-1"),
+            "eta1": _p(7.0, 3.0, 12.0, "mm per %SOM"),
+        },
+    }
+
+
+class RegV1Config(Frozen):
+    """REGv1 vegetation–SOM–moisture ODEs (SCIENCE.md §5): priors and the extra parameters."""
+
+    region: str = "LoessPlateau"
+    priors: dict[str, dict[str, Prior]] = Field(default_factory=_default_priors)
+    #: Annual rainfall, mm/yr.
+    rainfall_mm: float = Field(450.0, ge=0)
+    #: Bare-soil infiltration fraction w0 (0–1).
+    w0: float = Field(0.3, ge=0, le=1)
+    #: Rooting depth Z_r, mm.
+    rooting_depth_mm: float = Field(1000.0, gt=0)
+    #: Field capacity at zero SOM, m³/m³.
+    theta_fc0: float = Field(0.22, gt=0, lt=1)
+    #: Moisture loss rate r_θ, yr⁻¹.
+    r_theta: float = Field(0.8, ge=0)
+    #: Vegetation water uptake u, yr⁻¹ per unit V.
+    uptake: float = Field(1.0, ge=0)
+    porosity: float = Field(0.45, gt=0, lt=1)
+    bulk_density_kg_m3: float = Field(1300.0, gt=0)
+    topsoil_depth_m: float = Field(0.2, gt=0)
+    target_r2: float = 0.7
+    target_holdout_rmse: float = 0.2
+
+    @model_validator(mode="after")
+    def _check(self) -> RegV1Config:
+        if self.region not in self.priors:
+            raise ValueError(f"region {self.region!r} has no priors (have {sorted(self.priors)})")
+        if self.theta_fc0 > self.porosity:
+            raise ValueError("theta_fc0 exceeds porosity")
+        return self
+
+    @property
+    def c_som(self) -> float:
+        """kg C m⁻² → % SOM of the topsoil: 1.724·100/(ρ_b·z)."""
+        return 1.724 * 100.0 / (self.bulk_density_kg_m3 * self.topsoil_depth_m)
+
+
+class ScienceConfig(Frozen):
+    """Every science constant of SCIENCE.md, grouped as there."""
+
+    composite: CompositeConfig = CompositeConfig()
+    fvc: FVCConfig = FVCConfig()
+    landcover: LandCoverConfig = LandCoverConfig()
+    ccts: CCTSConfig = CCTSConfig()
+    rusle: RusleConfig = RusleConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+    regv1: RegV1Config = RegV1Config()

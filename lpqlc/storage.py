@@ -1,0 +1,158 @@
+"""Storage locations: local paths and ``s3://bucket/prefix`` URLs, atomic writes, the GDAL environment.
+
+Credentials never come from configuration: s3fs and GDAL read ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY`` from the environment. The endpoint (for a non-AWS S3 server) comes from the
+pipeline's storage settings or from ``AWS_ENDPOINT_URL``.
+
+Atomicity: a local file is written to a temporary name beside its destination and renamed into place
+(``os.replace``); an S3 object is written by a single PUT (or a completed multipart upload), which S3
+makes visible whole or not at all. Readers therefore never see a partial object.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlparse
+
+import fsspec
+
+from lpqlc.errors import StorageError
+
+__all__ = ["StorageURL", "parse_storage_url", "open_filesystem", "write_bytes", "put_file", "gdal_env"]
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class StorageURL:
+    """A parsed storage location: ``protocol`` is ``file`` or ``s3``; ``root`` has no trailing slash."""
+
+    protocol: str
+    root: str
+
+    @property
+    def url(self) -> str:
+        return self.root if self.protocol == "file" else f"{self.protocol}://{self.root}"
+
+    def join(self, *parts: str) -> str:
+        """URL of a key below this location (``/``-joined, for local paths too)."""
+        tail = "/".join(p.strip("/") for p in parts if p)
+        return f"{self.url.rstrip('/')}/{tail}" if tail else self.url
+
+
+def parse_storage_url(url: str | os.PathLike[str], *, what: str = "storage URL") -> StorageURL:
+    """Validate a local path, ``file://`` URL or ``s3://bucket[/prefix]`` URL.
+
+    Raises :class:`StorageError` naming the URL and what is wrong with it.
+    """
+    text = os.fspath(url).strip()
+    if not text:
+        raise StorageError(f"{what} is empty")
+    parsed = urlparse(text)
+    scheme = parsed.scheme.lower()
+    if scheme in ("", "file") or (len(scheme) == 1 and text[1:3] in (":\\", ":/")):
+        path = parsed.path if scheme == "file" else text
+        if scheme == "file" and parsed.netloc not in ("", "localhost"):
+            raise StorageError(f"{what} {text!r}: file URLs must be local (file:///path)")
+        return StorageURL("file", str(Path(path).expanduser().absolute()).rstrip("/") or "/")
+    if scheme in ("s3", "s3a"):
+        bucket = parsed.netloc
+        if not bucket:
+            raise StorageError(f"{what} {text!r} names no bucket (expected s3://bucket/prefix)")
+        if not _BUCKET_RE.match(bucket) or ".." in bucket:
+            raise StorageError(
+                f"{what} {text!r}: {bucket!r} is not a valid S3 bucket name "
+                "(3–63 characters: lower-case letters, digits, '.' and '-')"
+            )
+        if parsed.query or parsed.fragment:
+            raise StorageError(f"{what} {text!r} must not carry a query or fragment")
+        prefix = parsed.path.strip("/")
+        return StorageURL("s3", f"{bucket}/{prefix}" if prefix else bucket)
+    raise StorageError(
+        f"{what} {text!r}: unsupported scheme {parsed.scheme!r}; use a local path or s3://bucket/prefix"
+    )
+
+
+def _endpoint(endpoint_url: str | None) -> str | None:
+    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def open_filesystem(url: str | StorageURL, endpoint_url: str | None = None) -> fsspec.AbstractFileSystem:
+    """The fsspec filesystem for a location; S3 credentials come from the environment only."""
+    loc = url if isinstance(url, StorageURL) else parse_storage_url(url)
+    if loc.protocol == "file":
+        return fsspec.filesystem("file", auto_mkdir=True)
+    options: dict[str, Any] = {}
+    endpoint = _endpoint(endpoint_url)
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    return fsspec.filesystem("s3", skip_instance_cache=False, **options)
+
+
+def _strip(url: str) -> str:
+    return url.split("://", 1)[1] if "://" in url else url
+
+
+def _replace_atomically(dest: Path, fill: Callable[[BinaryIO], None]) -> None:
+    """Write a local file through a temporary sibling, then rename it into place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(url: str, data: bytes, endpoint_url: str | None = None) -> None:
+    """Write ``data`` to ``url`` so that readers see the old object or the whole new one, never a part."""
+    loc = parse_storage_url(url, what="output URL")
+    if loc.protocol == "file":
+        _replace_atomically(Path(loc.root), lambda fh: fh.write(data))
+        return
+    try:
+        open_filesystem(loc, endpoint_url).pipe_file(_strip(loc.url), data)
+    except OSError as exc:
+        raise StorageError(f"cannot write {loc.url}: {exc}") from exc
+
+
+def put_file(local_path: str | os.PathLike[str], url: str, endpoint_url: str | None = None) -> None:
+    """Copy a finished local file to ``url`` atomically (see :func:`write_bytes`)."""
+    loc = parse_storage_url(url, what="output URL")
+    if loc.protocol == "file":
+        with open(local_path, "rb") as src:
+            _replace_atomically(Path(loc.root), lambda fh: shutil.copyfileobj(src, fh, 1 << 22))
+        return
+    try:
+        open_filesystem(loc, endpoint_url).put_file(os.fspath(local_path), _strip(loc.url))
+    except OSError as exc:
+        raise StorageError(f"cannot write {loc.url}: {exc}") from exc
+
+
+def gdal_env(endpoint_url: str | None = None) -> dict[str, str]:
+    """GDAL configuration options for reading ``s3://`` objects from the given (or env) endpoint.
+
+    Empty when no custom endpoint is set (plain AWS). Keys stay in the environment: rasterio refuses
+    them as options.
+    """
+    endpoint = _endpoint(endpoint_url)
+    if not endpoint:
+        return {}
+    parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+    if not parsed.hostname:
+        raise StorageError(f"S3 endpoint {endpoint!r} names no host")
+    host = parsed.hostname + (f":{parsed.port}" if parsed.port else "")
+    return {
+        "AWS_S3_ENDPOINT": host,
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+        "AWS_HTTPS": "YES" if parsed.scheme == "https" else "NO",
+    }
