@@ -1,0 +1,220 @@
+"""The ``lpqlc`` command. Logging is configured here only; modules use ``logging.getLogger(__name__)``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lpqlc import __version__
+from lpqlc.errors import LpqlcError
+from lpqlc.quarter import Quarter, parse_quarters
+
+app = typer.Typer(
+    name="lpqlc",
+    help="Quarterly land cover and RUSLE soil erosion from STAC archives (LP-QLC10), on Dask.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(help="The local data plane: SeaweedFS (S3), PostgreSQL/pgstac, STAC API.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+console = Console(stderr=True)
+out = Console()
+
+DEFAULT_STACK_DIR = Path(".stack")
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "pipelines" / "sample.yaml"
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"lpqlc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-v, -vv).")] = 0,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=console,
+    )
+
+
+# ------------------------------------------------------------------------------------------ config
+@app.command("check-config")
+def check_config(config: Annotated[Path, typer.Argument(help="Pipeline YAML.")]) -> None:
+    """Validate a pipeline YAML and print its resolved settings."""
+    from lpqlc.config import load_config
+
+    cfg = load_config(config)
+    out.print_json(cfg.model_dump_json(exclude={"science"}))
+    out.print(f"[green]{config}: valid[/] ({len(cfg.quarters)} quarters, {cfg.quarters[0]}–{cfg.quarters[-1]})")
+
+
+# ------------------------------------------------------------------------------------------- stack
+@stack_app.command("up")
+def stack_up(
+    dir: Annotated[Path, typer.Option("--dir", help="Where the servers keep data, logs and state.")] = DEFAULT_STACK_DIR,
+    s3_port: Annotated[int | None, typer.Option(help="S3 port (default: a free one).")] = None,
+    pg_port: Annotated[int | None, typer.Option(help="PostgreSQL port (default: a free one).")] = None,
+    api_port: Annotated[int | None, typer.Option(help="STAC API port (default: a free one).")] = None,
+    bucket: Annotated[str, typer.Option(help="Bucket created on the S3 server.")] = "lpqlc",
+) -> None:
+    """Start SeaweedFS, PostgreSQL + pgstac and stac-fastapi-pgstac on 127.0.0.1."""
+    from lpqlc.stack import LocalStack
+
+    stack = LocalStack(dir)
+    with console.status("starting SeaweedFS, PostgreSQL/pgstac and the STAC API…"):
+        stack.up(s3_port=s3_port, pg_port=pg_port, api_port=api_port, bucket=bucket)
+    _print_status(stack)
+
+
+@stack_app.command("status")
+def stack_status(
+    dir: Annotated[Path, typer.Option("--dir", help="The stack's folder.")] = DEFAULT_STACK_DIR,
+) -> None:
+    """Print each service's endpoint, whether it answers, and its log."""
+    from lpqlc.stack import LocalStack
+
+    stack = LocalStack(dir)
+    if stack.load_state() is None:
+        console.print(f"no stack in {dir.absolute()}: start one with `lpqlc stack up --dir {dir}`")
+        raise typer.Exit(1)
+    if not _print_status(stack):
+        raise typer.Exit(1)
+
+
+@stack_app.command("down")
+def stack_down(
+    dir: Annotated[Path, typer.Option("--dir", help="The stack's folder.")] = DEFAULT_STACK_DIR,
+    purge: Annotated[bool, typer.Option(help="Also delete the servers' data.")] = False,
+) -> None:
+    """Stop every service of the stack (keeping its data unless --purge)."""
+    from lpqlc.stack import LocalStack
+
+    known = LocalStack(dir).down(purge=purge)
+    out.print("stopped" + (" and purged" if purge else "") if known else f"no stack was running in {dir}")
+
+
+def _print_status(stack: object) -> bool:
+    from lpqlc.stack import LocalStack
+
+    assert isinstance(stack, LocalStack)
+    st = stack.load_state()
+    assert st is not None
+    table = Table(title=f"lpqlc stack in {stack.dir}")
+    for col in ("service", "endpoint", "state", "log"):
+        table.add_column(col)
+    status = stack.service_status(st)
+    for name, s in status.items():
+        table.add_row(name, s["endpoint"], "[green]up[/]" if s["up"] else "[red]down[/]", str(s["log"]))
+    out.print(table)
+    out.print(f"bucket: s3://{st.bucket}    client settings: source {stack.dir / 'env.sh'}")
+    return all(s["up"] for s in status.values())
+
+
+# --------------------------------------------------------------------------------- sample archive
+@app.command("sample-archive")
+def sample_archive(
+    out_url: Annotated[str, typer.Option("--out", help="Local path or s3://bucket/prefix.")],
+    stac_api: Annotated[str | None, typer.Option("--stac-api", help="Also upsert the items into this STAC API.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed → byte-identical items).")] = 42,
+    start: Annotated[str, typer.Option(help="First quarter.")] = "2000Q1",
+    end: Annotated[str, typer.Option(help="Last quarter.")] = "2024Q4",
+    size: Annotated[int, typer.Option(help="World size in 10 m pixels (multiple of 6).")] = 384,
+    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint (default: $AWS_ENDPOINT_URL).")] = None,
+    import_xrspatial: Annotated[
+        bool, typer.Option("--import-xrspatial", help="Also import the real Sentinel-2 bands shipped with xarray-spatial.")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Threads writing scenes.")] = 2,
+) -> None:
+    """Generate the deterministic offline sample archive (COGs + static STAC catalog + truth maps)."""
+    from lpqlc.sample.archive import SampleSpec, generate
+
+    try:
+        spec = SampleSpec(seed=seed, size=size, start=Quarter.parse(start), end=Quarter.parse(end))
+    except ValueError as exc:
+        raise LpqlcError(f"sample-archive: {exc}") from None
+    with _progress() as bar:
+        task = bar.add_task("sample archive", total=None, last="")
+        archive = generate(
+            out_url,
+            spec,
+            endpoint_url=endpoint_url,
+            stac_api=stac_api,
+            workers=workers,
+            import_xrspatial=import_xrspatial,
+            progress=lambda item_id: bar.update(task, advance=1, last=item_id),
+        )
+    out.print_json(json.dumps({"catalog": archive.catalog, "truth": archive.truth, "items": archive.summary()}))
+
+
+# ------------------------------------------------------------------------------------------- demo
+@app.command("demo")
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the archive and the quicklooks.")] = Path("lpqlc-demo"),
+    config: Annotated[Path, typer.Option(help="Pipeline YAML (its catalog is replaced by the demo's).")] = DEFAULT_CONFIG,
+    quarters: Annotated[str, typer.Option(help="Quarters to preview, e.g. 2010Q3,2021Q3.")] = "2010Q3,2021Q3",
+    start: Annotated[str, typer.Option(help="First quarter of the sample archive.")] = "2000Q1",
+    end: Annotated[str, typer.Option(help="Last quarter of the sample archive.")] = "2024Q4",
+    seed: Annotated[int, typer.Option(help="Sample archive seed.")] = 42,
+) -> None:
+    """Offline main job on the embedded default: sample archive, search, lazy load on local Dask, quicklooks."""
+    from lpqlc.demo import run_demo
+    from lpqlc.sample.archive import SampleSpec
+
+    qs = parse_quarters(quarters)
+    spec = SampleSpec(seed=seed, start=Quarter.parse(start), end=Quarter.parse(end))
+    outside = [str(q) for q in qs if not spec.start <= q <= spec.end]
+    if outside:
+        raise LpqlcError(f"--quarters {','.join(outside)} lie outside the archive's {spec.start}–{spec.end}")
+    with console.status(f"generating the sample archive {spec.start}–{spec.end} and previewing {quarters}…"):
+        res = run_demo(config, out_dir, spec, qs)
+    table = Table(title="lpqlc demo")
+    table.add_column("what")
+    table.add_column("value")
+    for cid, n in res.archive.summary().items():
+        table.add_row(f"items in {cid}", str(n))
+    table.add_row("items matched for the previewed quarters", str(res.n_items))
+    table.add_row("output grid (last quarter)", f"{res.grid_shape[1]}×{res.grid_shape[0]} px, equal-area")
+    for p in res.pngs:
+        table.add_row("quicklook", p)
+    out.print(table)
+    out.print(f"static catalog: {res.archive.catalog}")
+    out.print(
+        "search it: python -c \"import pystac; c=pystac.Catalog.from_file('"
+        + res.archive.catalog
+        + "'); print(sum(1 for _ in c.get_items(recursive=True)), 'items')\""
+    )
+
+
+def main() -> None:
+    """Console entry point: errors of ours print as one clear line and exit 2."""
+    try:
+        app()
+    except LpqlcError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

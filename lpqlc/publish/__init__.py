@@ -1,0 +1,1 @@
+"""Publishing: COG writing and STAC I/O over fsspec storage."""

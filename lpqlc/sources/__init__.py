@@ -1,0 +1,1 @@
+"""Input sources: STAC search against an API or a static catalog."""
