@@ -93,10 +93,10 @@ def precipitation_year(world: World, year: int, seed: int) -> tuple[GeoGrid, np.
         day = date(year, 1, 1) + timedelta(days=d)
         dates.append(day.isoformat())
         season = max(0.0, math.sin(math.pi * (d - 90) / 220)) if 90 < d < 310 else 0.0
-        p_wet = 0.07 + 0.30 * season
+        p_wet = 0.06 + 0.28 * season
         if rng.random() >= p_wet:
             continue
-        mean = 2.5 + 14.0 * season**2
+        mean = 2.0 + 9.5 * season**2
         amount = rng.gamma(0.75, mean / 0.75)
         field = amount * gradient * rng.lognormal(0.0, 0.15, (h, w))
         out[d] = np.round(field, 2)

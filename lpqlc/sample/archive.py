@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from affine import Affine
 
 from lpqlc.config.science import WORLDCOVER_CLASSES, WORLDCOVER_COLOURS
 from lpqlc.publish.cog import cog_bytes
@@ -110,7 +111,7 @@ def _s2(world: World, w: _Writer, acq: Acquisition, sequence: int, baseline: str
     item_id = stac.s2_item_id(acq.platform, MGRS_TILE, acq.when, sequence)
     coll = "sentinel-2-l2a"
     t10 = spec.transform
-    t20 = t10 * t10.scale(2)
+    t20 = t10 @ Affine.scale(2)
     n = spec.size
     dn10, dn20 = s2_encode(scene, 1, baseline >= "04.00"), s2_encode(scene, 2, baseline >= "04.00")
     scl = s2_scl(scene, 2, rng)
@@ -152,7 +153,7 @@ def _landsat(world: World, w: _Writer, acq: Acquisition) -> dict[str, Any]:
     scene = simulate(world, acq)
     item_id = stac.landsat_item_id(acq.platform, WRS_PATH, WRS_ROW, acq.when)
     coll = "landsat-c2-l2"
-    t30 = spec.transform * spec.transform.scale(3)
+    t30 = spec.transform @ Affine.scale(3)
     crs = f"EPSG:{spec.epsg}"
     dn = landsat_encode(scene, 3)
     qa = landsat_qa(scene, 3, has_cirrus_band=acq.platform in ("landsat-8", "landsat-9"))

@@ -67,6 +67,11 @@ _QA_BITFIELDS = [
     {"name": "cirrus_confidence", "offset": 14, "length": 2, "classes": [
         {"name": "not_set", "value": 0}, {"name": "low", "value": 1}, {"name": "reserved", "value": 2}, {"name": "high", "value": 3}]},
 ]  # fmt: skip
+# classification v1.1.0 requires a description on every class
+for _field in _QA_BITFIELDS:
+    _field["description"] = str(_field["name"]).replace("_", " ")
+    for _cls in _field["classes"]:  # type: ignore[attr-defined]
+        _cls["description"] = f"{_field['description']}: {_cls['name'].replace('_', ' ')}"
 
 
 def _iso(dt: datetime) -> str:
@@ -76,7 +81,7 @@ def _iso(dt: datetime) -> str:
 def footprint(transform: Affine, shape: tuple[int, int], epsg: int) -> tuple[dict[str, Any], list[float]]:
     """GeoJSON polygon (EPSG:4326) and bbox of a raster's extent."""
     h, w = shape
-    corners = [transform * (0, 0), transform * (w, 0), transform * (w, h), transform * (0, h)]
+    corners = [transform @ (0, 0), transform @ (w, 0), transform @ (w, h), transform @ (0, h)]
     if epsg != 4326:
         tr = Transformer.from_crs(epsg, 4326, always_xy=True)
         corners = [tr.transform(x, y) for x, y in corners]

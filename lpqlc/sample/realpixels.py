@@ -75,7 +75,7 @@ def xrspatial_s2_item(write_cog: Any) -> dict[str, Any]:
     epsg = bands["blue"][2]
     hrefs = {key: write_cog(key, dn, tr, f"EPSG:{epsg}", nodata=0) for key, (dn, tr, _) in bands.items()}
     t10 = bands["blue"][1]
-    t20 = t10 * t10.scale(2)
+    t20 = t10 @ Affine.scale(2)
     scl = _derived_scl(bands["red"][0], bands["nir"][0])
     hrefs["scl"] = write_cog("scl", scl, t20, f"EPSG:{epsg}", nodata=0, overview_resampling="nearest")
     valid = scl > 0

@@ -179,12 +179,12 @@ class World:
         """
         h, w = shape
         cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-        xs, ys = transform * (cols, rows)
+        xs, ys = transform @ (cols, rows)
         if epsg != self.spec.epsg:
             tr = Transformer.from_crs(epsg, self.spec.epsg, always_xy=True)
             xs, ys = tr.transform(xs, ys)
         fine = ~self.spec.transform
-        fc, fr = fine * (xs, ys)
+        fc, fr = fine @ (xs, ys)
         coords = np.stack([fr - 0.5, fc - 0.5])
         return ndimage.map_coordinates(field, coords, order=order, mode="nearest").astype(field.dtype)
 
