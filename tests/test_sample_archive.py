@@ -196,7 +196,7 @@ def test_real_pixels_from_xarray_spatial(small_archive: SampleArchive) -> None:
     import xarray as xr
 
     item = _item(small_archive, "sentinel-2-l2a", XRSPATIAL_ITEM_ID)
-    assert item.properties["proj:epsg"] == 32719 and item.properties["lpqlc:scl_derived"] is True
+    assert item.properties["proj:code"] == "EPSG:32719" and item.properties["lpqlc:scl_derived"] is True
     with xr.open_dataset(xrspatial_dataset_dir() / "red_band.nc", engine="scipy") as ds:
         expected = np.rint(ds[next(iter(ds.data_vars))].values.squeeze()).astype(np.uint16)
     with rasterio.open(item.assets["red"].get_absolute_href()) as src:
