@@ -121,14 +121,12 @@ def _print_status(stack: object) -> bool:
     assert isinstance(stack, LocalStack)
     st = stack.load_state()
     assert st is not None
-    table = Table(title=f"lpqlc stack in {stack.dir}")
-    for col in ("service", "endpoint", "state", "log"):
-        table.add_column(col)
     status = stack.service_status(st)
+    out.print(f"lpqlc stack in {stack.dir}", soft_wrap=True)
     for name, s in status.items():
-        table.add_row(name, s["endpoint"], "[green]up[/]" if s["up"] else "[red]down[/]", str(s["log"]))
-    out.print(table)
-    out.print(f"bucket: s3://{st.bucket}    client settings: source {stack.dir / 'env.sh'}")
+        state = "[green]up[/]" if s["up"] else "[red]down[/]"
+        out.print(f"  {name:32} {state:4}  {s['endpoint']}  (log: {s['log']})", soft_wrap=True)
+    out.print(f"bucket: s3://{st.bucket}    client settings: source {stack.dir / 'env.sh'}", soft_wrap=True)
     return all(s["up"] for s in status.values())
 
 
