@@ -46,6 +46,9 @@ def _main(
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # dask.distributed configures its own INFO handlers; keep them at the chosen level
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+        logging.getLogger(name).setLevel(level)
 
 
 def _progress() -> Progress:
@@ -194,15 +197,15 @@ def demo(
         table.add_row(f"items in {cid}", str(n))
     table.add_row("items matched for the previewed quarters", str(res.n_items))
     table.add_row("output grid (last quarter)", f"{res.grid_shape[1]}×{res.grid_shape[0]} px, equal-area")
-    for p in res.pngs:
-        table.add_row("quicklook", p)
     out.print(table)
-    out.print(f"static catalog: {res.archive.catalog}")
-    out.print(
-        "search it: python -c \"import pystac; c=pystac.Catalog.from_file('"
-        + res.archive.catalog
-        + "'); print(sum(1 for _ in c.get_items(recursive=True)), 'items')\""
+    for p in res.pngs:
+        out.print(f"quicklook: {p}", soft_wrap=True)
+    out.print(f"static catalog: {res.archive.catalog}", soft_wrap=True)
+    search = (
+        "import pystac; c = pystac.Catalog.from_file('" + res.archive.catalog + "'); "
+        "print(sum(1 for _ in c.get_items(recursive=True)), 'items')"
     )
+    out.print(f'search it: python -c "{search}"', soft_wrap=True, markup=False, highlight=False)
 
 
 def main() -> None:

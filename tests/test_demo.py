@@ -1,0 +1,34 @@
+"""The README's main job, run as a user would, on a short period."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pystac
+from PIL import Image
+
+
+def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    res = subprocess.run(
+        [sys.executable, "-m", "lpqlc.cli", "demo", "--out", str(out), "--start", "2015Q3", "--end", "2016Q3",
+         "--quarters", "2015Q3,2016Q3"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    catalog = out / "archive" / "catalog.json"
+    assert f"static catalog: {catalog}" in res.stdout
+    n_items = sum(1 for _ in pystac.Catalog.from_file(str(catalog)).get_items(recursive=True))
+    assert n_items > 20
+    pngs = sorted((out / "quicklooks").glob("*.png"))
+    assert [p.name for p in pngs] == ["landsat-c2-l2_2015Q3.png", "sentinel-2-l2a_2016Q3.png"]
+    with Image.open(pngs[1]) as img:
+        assert img.width > 200 and len(set(img.convert("L").getdata())) > 50  # a picture, not a blank
+    bad = subprocess.run(
+        [sys.executable, "-m", "lpqlc.cli", "demo", "--out", str(out), "--start", "2015Q3", "--end", "2016Q3",
+         "--quarters", "2020Q1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "2020Q1 lie outside" in bad.stderr
