@@ -47,7 +47,7 @@ def _main(
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # dask.distributed configures its own INFO handlers; keep them at the chosen level
-    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core", "distributed.http.proxy"):
         logging.getLogger(name).setLevel(level)
 
 
@@ -147,12 +147,15 @@ def sample_archive(
         bool, typer.Option("--import-xrspatial", help="Also import the real Sentinel-2 bands shipped with xarray-spatial.")
     ] = False,
     workers: Annotated[int, typer.Option(help="Threads writing scenes.")] = 2,
+    flavour: Annotated[
+        str, typer.Option(help="Item shape: earth-search (Earth Search v1) or planetary-computer.")
+    ] = "earth-search",
 ) -> None:
     """Generate the deterministic offline sample archive (COGs + static STAC catalog + truth maps)."""
     from lpqlc.sample.archive import SampleSpec, generate
 
     try:
-        spec = SampleSpec(seed=seed, size=size, start=Quarter.parse(start), end=Quarter.parse(end))
+        spec = SampleSpec(seed=seed, size=size, start=Quarter.parse(start), end=Quarter.parse(end), flavour=flavour)
     except ValueError as exc:
         raise LpqlcError(f"sample-archive: {exc}") from None
     with _progress() as bar:
@@ -167,6 +170,35 @@ def sample_archive(
             progress=lambda item_id: bar.update(task, advance=1, last=item_id),
         )
     out.print_json(json.dumps({"catalog": archive.catalog, "truth": archive.truth, "items": archive.summary()}))
+
+
+# -------------------------------------------------------------------------------------- composite
+@app.command("composite")
+def composite(
+    config: Annotated[Path, typer.Option(help="Pipeline YAML.")],
+    quarter: Annotated[str, typer.Option(help="Quarter to composite, e.g. 2021Q3 (several: 2021Q3,2021Q4).")],
+    out_url: Annotated[str, typer.Option("--out", help="Output folder: local path or s3://bucket/prefix.")],
+) -> None:
+    """Quarterly median composite (bands, clear count, NDVI, FVC) as COGs with a quicklook PNG."""
+    from lpqlc.cluster import open_client
+    from lpqlc.composite.run import run_composite
+    from lpqlc.config import load_config
+
+    cfg = load_config(config)
+    qs = parse_quarters(quarter)
+    with open_client(cfg.cluster) as client, _progress() as bar:
+        for q in qs:
+            task = bar.add_task(f"{q} composite", total=None, last="")
+
+            def tick(stage: str, done: int, total: int, task: int = task, q: Quarter = q) -> None:
+                bar.update(task, description=f"{q} {stage}", completed=done, total=total, last="")
+
+            run = run_composite(cfg, q, out_url, client=client, progress=tick)
+            for line in run.report.lines():
+                console.print(line, soft_wrap=True, markup=False)
+            out.print(f"{q}: {len(run.tiles)} tile(s), layers {', '.join(run.layers)} under {run.prefix}", soft_wrap=True)
+            if run.quicklook:
+                out.print(f"quicklook: {run.quicklook}", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------- demo

@@ -25,7 +25,7 @@ import fsspec
 
 from lpqlc.errors import StorageError
 
-__all__ = ["StorageURL", "parse_storage_url", "open_filesystem", "write_bytes", "put_file", "gdal_env"]
+__all__ = ["StorageURL", "parse_storage_url", "open_filesystem", "write_bytes", "read_bytes", "exists", "put_file", "gdal_env"]
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -156,3 +156,22 @@ def gdal_env(endpoint_url: str | None = None) -> dict[str, str]:
         "AWS_VIRTUAL_HOSTING": "FALSE",
         "AWS_HTTPS": "YES" if parsed.scheme == "https" else "NO",
     }
+
+
+def read_bytes(url: str, endpoint_url: str | None = None) -> bytes:
+    """The whole object at ``url`` (local path or ``s3://``)."""
+    loc = parse_storage_url(url, what="input URL")
+    try:
+        if loc.protocol == "file":
+            return Path(loc.root).read_bytes()
+        return bytes(open_filesystem(loc, endpoint_url).cat_file(_strip(loc.url)))
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot read {loc.url}: {exc}") from exc
+
+
+def exists(url: str, endpoint_url: str | None = None) -> bool:
+    """Whether an object (or local file) exists at ``url``."""
+    loc = parse_storage_url(url, what="URL")
+    if loc.protocol == "file":
+        return Path(loc.root).exists()
+    return bool(open_filesystem(loc, endpoint_url).exists(_strip(loc.url)))

@@ -175,8 +175,8 @@ class SourcesConfig(Frozen):
         SensorEra(start=Quarter(2016, 1), sensor="sentinel2"),
     )
     max_cloud_cover: float = Field(80.0, ge=0, le=100)
-    #: Asset href signing, e.g. Planetary Computer SAS tokens; none unless configured.
-    href_modifier: Literal["planetary-computer"] | None = None
+    #: Asset href signing: ``planetary-computer`` (SAS tokens) or ``module:function``; none unless set.
+    href_modifier: str | None = None
     page_limit: int = Field(100, ge=1, le=10000)
     max_retries: int = Field(5, ge=0)
     timeout_s: float = Field(60.0, gt=0)

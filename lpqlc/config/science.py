@@ -78,10 +78,15 @@ class CompositeConfig(Frozen):
     #: First acquisition date processed under that baseline (used when an item lacks the property).
     s2_offset_from: str = "2022-01-25"
     s2_offset_dn: int = -1000
-    #: Optional linear harmonisation per sensor and band: reflectance' = slope·reflectance + intercept.
+    #: Optional cross-sensor harmonisation, keyed by platform (``landsat-7``) or sensor (``landsat``),
+    #: then band: reflectance' = slope·reflectance + intercept. A platform entry wins over its sensor's.
     harmonisation: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
     #: Reflectance range kept after scaling; values outside are treated as invalid.
     valid_reflectance: tuple[float, float] = (-0.05, 1.6)
+    #: Resampling of reflectance onto the output grid (masks always use nearest).
+    resampling: Literal["nearest", "bilinear", "cubic", "average"] = "bilinear"
+    #: Bins of the NDVI histogram over [-1, 1] that gives the FVC percentiles (resolution 2/bins).
+    ndvi_histogram_bins: int = Field(4000, ge=10)
 
     @model_validator(mode="after")
     def _check(self) -> CompositeConfig:

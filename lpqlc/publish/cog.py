@@ -84,8 +84,10 @@ def cog_bytes(
         return mem.read()
 
 
-def write_cog(url: str, data: np.ndarray, transform: Affine, crs: str, **kwargs: object) -> int:
+def write_cog(
+    url: str, data: np.ndarray, transform: Affine, crs: str, *, endpoint_url: str | None = None, **kwargs: object
+) -> int:
     """Write a COG to a storage URL atomically; returns its size in bytes. See :func:`cog_bytes`."""
     blob = cog_bytes(data, transform, crs, **kwargs)  # type: ignore[arg-type]
-    write_bytes(url, blob)
+    write_bytes(url, blob, endpoint_url)
     return len(blob)

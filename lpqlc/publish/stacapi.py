@@ -8,6 +8,7 @@ idempotent. Relative asset hrefs are made absolute against the storage root firs
 from __future__ import annotations
 
 import copy
+import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,11 +43,11 @@ def api_session(retries: int = 5, backoff: float = 0.5) -> requests.Session:
 def absolute_item(item: Mapping[str, Any], root: StorageURL) -> dict[str, Any]:
     """A copy of a static-catalog item with absolute asset hrefs and no catalog links."""
     out = copy.deepcopy(dict(item))
-    base = f"{out['collection']}/{out['id']}"
+    base = posixpath.join(out["collection"], out["id"])
     for asset in out["assets"].values():
         href = asset["href"]
         if "://" not in href and not href.startswith("/"):
-            asset["href"] = root.join(base, href.removeprefix("./"))
+            asset["href"] = root.join(posixpath.normpath(posixpath.join(base, href)))
     out["links"] = []
     return out
 

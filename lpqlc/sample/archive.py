@@ -53,10 +53,14 @@ class SampleSpec:
     end: Quarter = Quarter(2024, 4)
     label_noise: float = 0.04
     schedule: SampleSchedule = field(default_factory=SampleSchedule)
+    #: Item shape of the imagery: Earth Search v1 or Planetary Computer (same pixels either way).
+    flavour: str = "earth-search"
 
     def __post_init__(self) -> None:
         if self.size % 6:
             raise ValueError(f"size must be a multiple of 6 (10/20/30 m grids nest), got {self.size}")
+        if self.flavour not in ("earth-search", "planetary-computer"):
+            raise ValueError(f"flavour must be earth-search or planetary-computer, got {self.flavour!r}")
         if self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
         if self.schedule.seed != self.seed:
@@ -100,7 +104,9 @@ class _Writer:
         self.put(f"{collection}/{item_id}/{key}.tif", cog_bytes(data, transform, crs, **kw))
         return f"./{key}.tif"
 
-    def add(self, item: dict[str, Any]) -> None:
+    def add(self, item: dict[str, Any], flavour: str = "earth-search") -> None:
+        if flavour == "planetary-computer":
+            item = stac.to_planetary_computer(item)
         self.items.setdefault(item["collection"], []).append(item)
 
 
@@ -285,6 +291,9 @@ _DESCRIPTIONS = {
 }  # fmt: skip
 
 
+_FLAVOUR_NAMES = {"earth-search": "Earth Search v1", "planetary-computer": "Planetary Computer"}
+
+
 def _write_catalog(w: _Writer, spec: SampleSpec) -> tuple[str, dict[str, dict[str, Any]]]:
     """Write items, collections and the root catalog; returns the catalog URL and the collections."""
     collections: dict[str, dict[str, Any]] = {}
@@ -314,7 +323,7 @@ def _write_catalog(w: _Writer, spec: SampleSpec) -> tuple[str, dict[str, dict[st
         "title": "lpqlc offline sample archive",
         "description": (
             f"Deterministic synthetic archive (seed {spec.seed}) of a {spec.size * 10 / 1000:.2f} km loess "
-            f"hilly-gully catchment near Yan'an, {spec.start}–{spec.end}, shaped like Earth Search v1."
+            f"hilly-gully catchment near Yan'an, {spec.start}–{spec.end}, items shaped like {_FLAVOUR_NAMES[spec.flavour]}."
         ),
         "links": root_links,
     }
@@ -353,7 +362,7 @@ def generate(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for made in pool.map(lambda job: job(), jobs):
             for item in made:
-                w.add(item)
+                w.add(item, spec.flavour)
                 tick(item["id"])
     _ancillary(world, w, spec)
     tick("ancillary")
@@ -362,7 +371,8 @@ def generate(
     if import_xrspatial:
         from lpqlc.sample.realpixels import XRSPATIAL_ITEM_ID, xrspatial_s2_item
 
-        w.add(xrspatial_s2_item(lambda key, *a, **kw: w.cog("sentinel-2-l2a", XRSPATIAL_ITEM_ID, key, *a, **kw)))
+        w.add(xrspatial_s2_item(lambda key, *a, **kw: w.cog("sentinel-2-l2a", XRSPATIAL_ITEM_ID, key, *a, **kw)),
+              spec.flavour)  # fmt: skip
         tick(XRSPATIAL_ITEM_ID)
     catalog, collections = _write_catalog(w, spec)
     archive = SampleArchive(

@@ -7,6 +7,7 @@ Items declare only the extensions whose schemas validate offline (eo, projection
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -23,6 +24,8 @@ __all__ = [
     "footprint",
     "s2_item_id",
     "landsat_item_id",
+    "to_planetary_computer",
+    "PC_S2_KEYS",
 ]
 
 EXT = {
@@ -354,3 +357,36 @@ def acquisition_time(day: date, hour: int = 3, minute: int = 20) -> datetime:
 def processing_time(acquired: datetime, days: float = 2.3) -> datetime:
     """When the ground segment produced the item: a fixed lag after acquisition (deterministic)."""
     return acquired + timedelta(days=days)
+
+
+#: Earth Search v1 → Planetary Computer asset keys of ``sentinel-2-l2a``.
+PC_S2_KEYS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "scl": "SCL"}
+
+
+def to_planetary_computer(item: dict[str, Any]) -> dict[str, Any]:
+    """The same acquisition as Planetary Computer serves it (same pixels, PC's item shape).
+
+    Sentinel-2: PC ids (``S2A_MSIL2A_<acq>_R061_T49SFU_<generation>``), band-named asset keys
+    (``B02`` … ``SCL``), no ``raster:bands`` scale/offset (PC leaves the baseline-04.00 offset to the
+    user, who reads ``s2:processing_baseline``), ``s2:mgrs_tile`` instead of ``mgrs:*``. Landsat items
+    are the same in both archives but for the Earth Search-only fields.
+    """
+    out = json.loads(json.dumps(item))
+    props = out["properties"]
+    for key in [k for k in props if k.startswith(("earthsearch:", "mgrs:", "grid:", "processing:"))]:
+        del props[key]
+    if out["collection"] != "sentinel-2-l2a":
+        return out
+    mgrs = f"{item['properties']['mgrs:utm_zone']}{item['properties']['mgrs:latitude_band']}{item['properties']['mgrs:grid_square']}"
+    props["s2:mgrs_tile"] = mgrs
+    uri = props["s2:product_uri"].removesuffix(".SAFE").split("_")
+    out["id"] = "_".join([uri[0], uri[1], uri[2], uri[4], uri[5], uri[6]])
+    assets = {}
+    for key, asset in out["assets"].items():
+        asset.pop("raster:bands", None)
+        if asset["href"].startswith("./"):  # the pixels stay where the Earth Search-shaped item put them
+            asset["href"] = f"../{item['id']}/{asset['href'][2:]}"
+        assets[PC_S2_KEYS.get(key, key)] = asset
+    out["assets"] = assets
+    out["stac_extensions"] = [EXT["eo"], EXT["proj"]]
+    return out

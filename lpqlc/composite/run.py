@@ -1,0 +1,275 @@
+"""Run a quarter's composite over the AOI, tile by tile, on Dask; write COGs, a summary and a quicklook.
+
+Layout under the output URL (local path or ``s3://``)::
+
+    <YYYYQn>/<tile>/{blue,green,red,nir,swir1,count,ndvi,fvc}.tif   COGs on the equal-area grid
+    <YYYYQn>/norm_stats.json                                          band mean/std (for the model)
+    <YYYYQn>/composite.json                                           search report, endmembers, tiles
+    <YYYYQn>/quicklook.png                                            RGB and FVC preview
+
+One compute point per tile (odc-stats' habit): a tile's graph (load → median → write) runs as one
+Dask future and returns only small results (the NDVI histogram and band sums), so memory per worker is
+bounded by the tile, whatever the AOI. FVC needs the area's NDVI percentiles (a global reduction), so
+it is a second pass that reads back each tile's NDVI.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from odc.geo.geobox import GeoBox
+
+from lpqlc.composite.build import COUNT, NDVI, build_composite
+from lpqlc.composite.normalise import BandSums, NormStats
+from lpqlc.composite.vegetation import ndvi_endmembers, ndvi_histogram
+from lpqlc.config import PipelineConfig
+from lpqlc.grid import OutputGrid
+from lpqlc.publish.cog import cog_bytes
+from lpqlc.quarter import Quarter
+from lpqlc.sources.search import SearchReport, search_quarter
+from lpqlc.storage import gdal_env, parse_storage_url, read_bytes, write_bytes
+
+__all__ = ["CompositeRun", "run_composite", "tile_id", "FVC"]
+
+log = logging.getLogger(__name__)
+
+FVC = "fvc"
+
+
+def tile_id(index: tuple[int, int]) -> str:
+    """Name of an output tile from its (row, column) index in the grid's tiling, e.g. ``x002y001``."""
+    return f"x{index[1]:03d}y{index[0]:03d}"
+
+
+@dataclass
+class CompositeRun:
+    """What a composite run wrote."""
+
+    quarter: Quarter
+    prefix: str
+    tiles: list[str]
+    report: SearchReport
+    endmembers: tuple[float, float] | None
+    norm_stats: NormStats | None
+    quicklook: str | None
+    layers: list[str] = field(default_factory=list)
+
+    def layer_url(self, tile: str, layer: str) -> str:
+        return f"{self.prefix}/{tile}/{layer}.tif"
+
+
+@dataclass(frozen=True)
+class _TileOut:
+    hist: np.ndarray
+    sums: BandSums
+
+
+def _write_tile(
+    block: np.ndarray, names: list[str], gbox: GeoBox, prefix: str, endpoint: str | None, bins: int
+) -> _TileOut:
+    """Write one tile's layers as COGs (runs on a worker); return its NDVI histogram and band sums."""
+    crs = gbox.crs.to_wkt()
+    for i, name in enumerate(names):
+        if name == COUNT:
+            data, nodata, resampling = block[i].astype(np.uint16), None, "nearest"
+        else:
+            data, nodata, resampling = block[i].astype(np.float32), float("nan"), "average"
+        blob = cog_bytes(data, gbox.transform, crs, nodata=nodata, overview_resampling=resampling)  # type: ignore[arg-type]
+        write_bytes(f"{prefix}/{name}.tif", blob, endpoint)
+    bands = [n for n in names if n not in (COUNT, NDVI)]
+    hist = ndvi_histogram(block[names.index(NDVI)], bins)
+    return _TileOut(hist=np.asarray(hist), sums=BandSums.of({b: block[names.index(b)] for b in bands}))
+
+
+def _read_cog(url: str, endpoint: str | None) -> np.ndarray:
+    from rasterio.io import MemoryFile
+
+    with MemoryFile(read_bytes(url, endpoint)) as mem, mem.open() as src:
+        return np.asarray(src.read(1))
+
+
+def _write_fvc(prefix: str, gbox: GeoBox, endpoint: str | None, soil: float, veg: float) -> None:
+    """FVC of one tile from its NDVI COG (runs on a worker)."""
+    ndvi = _read_cog(f"{prefix}/{NDVI}.tif", endpoint)
+    with np.errstate(invalid="ignore"):
+        fvc = np.clip((ndvi - soil) / (veg - soil), 0.0, 1.0).astype(np.float32)
+    blob = cog_bytes(fvc, gbox.transform, gbox.crs.to_wkt(), nodata=float("nan"))
+    write_bytes(f"{prefix}/{FVC}.tif", blob, endpoint)
+
+
+def _run_all(tasks: list[Any], client: Any, tick: Callable[[], None]) -> list[Any]:
+    """Compute delayed tasks (on ``client`` if given, at most 2 per worker thread in flight)."""
+    if client is None:
+        out = []
+        for t in tasks:
+            out.append(dask.compute(t)[0])
+            tick()
+        return out
+    from dask.distributed import as_completed
+
+    limit = max(2, 2 * sum(client.nthreads().values()))
+    pending = list(enumerate(tasks))
+    results: dict[int, Any] = {}
+    index: dict[Any, int] = {}
+    ac = as_completed()
+    for _ in range(min(limit, len(pending))):
+        i, t = pending.pop(0)
+        fut = client.compute(t)
+        index[fut.key] = i
+        ac.add(fut)
+    for fut in ac:
+        results[index[fut.key]] = fut.result()
+        tick()
+        if pending:
+            i, t = pending.pop(0)
+            nxt = client.compute(t)
+            index[nxt.key] = i
+            ac.add(nxt)
+    return [results[i] for i in range(len(tasks))]
+
+
+def run_composite(
+    cfg: PipelineConfig,
+    quarter: Quarter,
+    out: str,
+    *,
+    client: Any = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CompositeRun:
+    """Composite ``quarter`` over the configured AOI and write it under ``out`` (see the module doc).
+
+    ``client`` is a ``dask.distributed.Client`` (tiles then run on its workers); without one, tiles
+    run one after another on the local threaded scheduler. ``progress(stage, done, total)`` is called
+    as tiles finish.
+    """
+    import odc.stac
+
+    endpoint = cfg.storage.endpoint_url
+    ccfg = cfg.science.composite
+    root = parse_storage_url(out, what="--out")
+    prefix = root.join(str(quarter))
+    result = search_quarter(cfg, quarter)
+    grid = OutputGrid.from_config(cfg)
+    tiles = list(grid.iter_tiles(quarter))
+    # Captured by odc-stac into every load task: the GDAL environment travels with the tasks.
+    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
+    names = [*ccfg.bands, COUNT, NDVI]
+    tick = progress or (lambda stage, done, total: None)
+
+    tasks = []
+    for index, gbox in tiles:
+        comp = build_composite(result.items, result.rule, ccfg, gbox, cfg.grid.chunk_size)
+        block = da.stack([comp[n].data.astype(np.float32) for n in names])
+        tasks.append(dask.delayed(_write_tile, pure=True)(
+            block, names, gbox, f"{prefix}/{tile_id(index)}", endpoint, ccfg.ndvi_histogram_bins,
+        ))  # fmt: skip
+    done = [0]
+
+    def _tick(stage: str, total: int) -> Callable[[], None]:
+        def f() -> None:
+            done[0] += 1
+            tick(stage, done[0], total)
+
+        return f
+
+    outs: list[_TileOut] = _run_all(tasks, client, _tick("composite", len(tasks)))
+    hist = np.sum([o.hist for o in outs], axis=0) if outs else None
+    sums = sum((o.sums for o in outs), BandSums())
+    valid = hist is not None and int(hist.sum()) > 0
+    endmembers: tuple[float, float] | None = None
+    if valid or cfg.science.fvc.method == "fixed":
+        endmembers = ndvi_endmembers(cfg.science.fvc, hist)
+        done[0] = 0
+        fvc_tasks = [
+            dask.delayed(_write_fvc)(f"{prefix}/{tile_id(i)}", g, endpoint, *endmembers) for i, g in tiles
+        ]
+        _run_all(fvc_tasks, client, _tick("fvc", len(fvc_tasks)))
+        names.append(FVC)
+    else:
+        log.warning("%s: no clear observation anywhere in the AOI: no FVC layer written", quarter)
+    stats: NormStats | None = None
+    if all(sums.n.get(b, 0) >= 2 for b in ccfg.bands):
+        stats = sums.stats(source=f"{quarter} composite, {len(tiles)} tiles")
+        write_bytes(f"{prefix}/norm_stats.json", stats.to_json(), endpoint)
+    run = CompositeRun(
+        quarter=quarter, prefix=prefix, tiles=[tile_id(i) for i, _ in tiles], report=result.report,
+        endmembers=endmembers, norm_stats=stats, quicklook=None, layers=names,
+    )  # fmt: skip
+    run.quicklook = _quicklook(run, grid, tiles, endpoint)
+    summary = {
+        "quarter": str(quarter),
+        "sensor": result.rule.sensor,
+        "flavour": result.rule.flavour,
+        "crs": grid.crs.to_wkt(),
+        "resolution": grid.grid.resolution_for(quarter),
+        "tiles": {tile_id(i): list(g.boundingbox) for i, g in tiles},
+        "layers": names,
+        "items": [it.id for it in result.items],
+        "search": result.report.to_dict(),
+        "fvc_endmembers": {"ndvi_soil": endmembers[0], "ndvi_veg": endmembers[1]} if endmembers else None,
+        "fvc_method": cfg.science.fvc.method,
+    }
+    write_bytes(f"{prefix}/composite.json", (json.dumps(summary, indent=2) + "\n").encode(), endpoint)
+    return run
+
+
+def _mosaic(run: CompositeRun, tiles: Iterable[tuple[tuple[int, int], GeoBox]], grid: OutputGrid,
+            layers: list[str], endpoint: str | None, max_px: int = 1200) -> np.ndarray:  # fmt: skip
+    """(layer, y, x) decimated mosaic of tile COGs for previews (reads overview-sized windows)."""
+    from rasterio.enums import Resampling
+    from rasterio.io import MemoryFile
+
+    full = grid.geobox(run.quarter)
+    step = max(1, int(np.ceil(max(full.shape.yx) / max_px)))
+    ny, nx = (int(np.ceil(s / step)) for s in full.shape.yx)
+    canvas = np.full((len(layers), ny, nx), np.nan, np.float32)
+    size = grid.grid.tile_size
+    for (iy, ix), gbox in tiles:
+        for k, layer in enumerate(layers):
+            with MemoryFile(read_bytes(run.layer_url(tile_id((iy, ix)), layer), endpoint)) as mem, mem.open() as src:
+                h, w = (int(np.ceil(s / step)) for s in gbox.shape.yx)
+                data = src.read(1, out_shape=(h, w), resampling=Resampling.average).astype(np.float32)
+            y0, x0 = iy * size // step, ix * size // step
+            canvas[k, y0 : y0 + h, x0 : x0 + w] = data[: ny - y0, : nx - x0]
+    return canvas
+
+
+def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int, int], GeoBox]],
+               endpoint: str | None) -> str | None:  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = ["red", "green", "blue", COUNT] + ([FVC] if FVC in run.layers else [])
+    if not tiles or not all(b in run.layers for b in ("red", "green", "blue")):
+        return None
+    m = _mosaic(run, tiles, grid, layers, endpoint)
+    fig, axes = plt.subplots(1, 3 if FVC in layers else 2, figsize=(13, 4.6))
+    rgb = np.clip(np.nan_to_num(np.moveaxis(m[:3], 0, -1)) / 0.3, 0, 1)
+    axes[0].imshow(rgb)
+    axes[0].set_title(f"{run.quarter} median RGB ({run.report.sensor})", fontsize=9)
+    im = axes[1].imshow(m[3], cmap="viridis")
+    axes[1].set_title("clear observations", fontsize=9)
+    fig.colorbar(im, ax=axes[1], shrink=0.8)
+    if FVC in layers:
+        im = axes[2].imshow(m[4], cmap="YlGn", vmin=0, vmax=1)
+        soil, veg = run.endmembers or (float("nan"), float("nan"))
+        axes[2].set_title(f"FVC (NDVI soil {soil:.3f}, veg {veg:.3f})", fontsize=9)
+        fig.colorbar(im, ax=axes[2], shrink=0.8)
+    for ax in axes:
+        ax.axis("off")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    url = f"{run.prefix}/quicklook.png"
+    write_bytes(url, buf.getvalue(), endpoint)
+    return url
