@@ -1,0 +1,122 @@
+"""Composite cost against a bare odc-stac load of the same pixels, on a local Dask cluster.
+
+Baseline: ``odc.stac.load`` of the same items, assets, grid, chunks and grouping, every chunk read
+(reduced to a max so nothing big travels back). Ours: the full lazy composite (mask, scale, median,
+count, NDVI) of the same load, every output chunk computed. Both run on one LocalCluster; each figure
+is the best of ``--repeat`` runs after a warm-up. Peak worker memory comes from distributed's
+MemorySampler (process memory per worker), for two AOI sizes: it must not grow with the area.
+
+    python benchmarks/composite.py [--size 384] [--quarter 2022Q3] [--workers 2] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from typing import Any
+
+import dask
+import numpy as np
+
+
+def _items_and_grid(archive: Any, quarter: Any, bbox: tuple[float, float, float, float], chunk: int) -> Any:
+    from lpqlc.config import config_from_dict
+    from lpqlc.grid import OutputGrid
+    from lpqlc.sources.search import search_quarter
+
+    cfg = config_from_dict({
+        "aoi": {"bbox": list(bbox)}, "sources": {"catalog": archive.catalog, "max_cloud_cover": 100},
+        "storage": {"url": "/tmp/unused"}, "grid": {"tile_size": chunk * 4, "chunk_size": chunk},
+    })  # fmt: skip
+    res = search_quarter(cfg, quarter)
+    return cfg, res, OutputGrid.from_config(cfg).geobox(quarter)
+
+
+def _bbox(size: int, fraction: float) -> tuple[float, float, float, float]:
+    from pyproj import Transformer
+
+    from lpqlc.sample.world import WorldSpec
+
+    w = WorldSpec(size=size)
+    x0, y1 = w.transform @ (0, 0)
+    span = size * 10 * fraction
+    tr = Transformer.from_crs(w.epsg, 4326, always_xy=True)
+    lon0, lat0 = tr.transform(x0 + 40, y1 - span + 40)
+    lon1, lat1 = tr.transform(x0 + span - 40, y1 - 40)
+    return lon0, lat0, lon1, lat1
+
+
+def _best(fn: Any, repeat: int) -> float:
+    fn()  # warm-up: file cache, imports, worker startup
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=384, help="sample world size, 10 m pixels (multiple of 6)")
+    ap.add_argument("--quarter", default="2022Q3")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--chunk", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    import odc.stac
+    from dask.distributed import Client, LocalCluster
+    from distributed.diagnostics import MemorySampler
+
+    from lpqlc.composite import build_composite
+    from lpqlc.composite.build import load_stack
+    from lpqlc.quarter import Quarter
+    from lpqlc.sample.archive import SampleSpec, generate
+
+    quarter = Quarter.parse(args.quarter)
+    tmp = tempfile.mkdtemp(prefix="lpqlc-bench-")
+    archive = generate(tmp, SampleSpec(seed=11, size=args.size, start=quarter, end=quarter))
+    odc.stac.configure_rio(cloud_defaults=True)
+
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit="3GiB") as cluster, Client(cluster) as client:  # fmt: skip
+        rows = []
+        for fraction in (0.5, 1.0):
+            cfg, res, gbox = _items_and_grid(archive, quarter, _bbox(args.size, fraction), args.chunk)
+            ccfg = cfg.science.composite
+
+            def bare() -> None:
+                ds, _ = load_stack(res.items, res.rule, ccfg, gbox, args.chunk)
+                dask.compute(*(ds[v].data.max() for v in ds.data_vars))
+
+            def ours() -> None:
+                comp = build_composite(res.items, res.rule, ccfg, gbox, args.chunk)
+                dask.compute(*(comp[v].data.max() for v in comp.data_vars))
+
+            t_bare, t_ours = _best(bare, args.repeat), _best(ours, args.repeat)
+            ms = MemorySampler()
+            with ms.sample("composite", measure="process", interval=0.05):
+                ours()
+            peak = float(ms.to_pandas()["composite"].max()) / args.workers / 2**20
+            px = gbox.shape.x * gbox.shape.y
+            rows.append((fraction, gbox.shape, len(res.items), t_bare, t_ours, px, peak))
+        client.close()
+
+    cores = args.workers
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"LocalCluster {args.workers} workers × 1 thread; chunk {args.chunk} px; quarter {quarter}")  # fmt: skip
+    print("AOI   grid (y×x)    items  bare odc-stac load  composite  ratio  Mpx/s/core  peak MiB/worker")
+    for fraction, shape, n, t_bare, t_ours, px, peak in rows:
+        print(f"{fraction:>4.0%}  {shape.y:>5}×{shape.x:<6} {n:>5}  {t_bare:>17.3f}s  {t_ours:>8.3f}s  "
+              f"{t_ours / t_bare:>5.2f}  {px / t_ours / 1e6 / cores:>10.2f}  {peak:>15.0f}")  # fmt: skip
+    print(f"ratio (composite / bare load, full AOI): {rows[-1][4] / rows[-1][3]:.2f}  (target ≤ 1.5)")
+    print(f"peak worker memory, full / half AOI: {rows[-1][6] / rows[0][6]:.2f}×  (target: no growth)")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
