@@ -89,11 +89,11 @@ def main() -> None:
             cfg, res, gbox = _items_and_grid(archive, quarter, _bbox(args.size, fraction), args.chunk)
             ccfg = cfg.science.composite
 
-            def bare() -> None:
+            def bare(res: Any = res, ccfg: Any = ccfg, gbox: Any = gbox) -> None:
                 ds, _ = load_stack(res.items, res.rule, ccfg, gbox, args.chunk)
                 dask.compute(*(ds[v].data.max() for v in ds.data_vars))
 
-            def ours() -> None:
+            def ours(res: Any = res, ccfg: Any = ccfg, gbox: Any = gbox) -> None:
                 comp = build_composite(res.items, res.rule, ccfg, gbox, args.chunk)
                 dask.compute(*(comp[v].data.max() for v in comp.data_vars))
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import replace
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lpqlc.config import PipelineConfig, config_from_dict
 from lpqlc.quarter import Quarter
+from lpqlc.sample.archive import SampleArchive, SampleSpec, generate
 from lpqlc.sample.schedule import SampleSchedule
 from lpqlc.sample.world import WorldSpec
-from lpqlc.sample.archive import SampleArchive, SampleSpec, generate
 from lpqlc.stack import LocalStack, StackState
 
 #: Small but telling: Landsat 7 (SLC-off), 8 and 9, Sentinel-2 A/B across the 2022-01-25 baseline change,

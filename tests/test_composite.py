@@ -258,7 +258,7 @@ def _reference(items: list[pystac.Item], rule: Any, cfg: CompositeConfig, gbox: 
     """Plain numpy: warp each asset with rasterio, mask, scale from raster:bands, np.nanmedian."""
     stacks: dict[str, list[np.ndarray]] = {b: [] for b in rule.bands}
     for it in items:
-        def warp(key: str, resampling: Resampling, nodata: int, dtype: Any) -> np.ndarray:
+        def warp(key: str, resampling: Resampling, nodata: int, dtype: Any, it: pystac.Item = it) -> np.ndarray:
             dst = np.full(gbox.shape.yx, nodata, dtype)
             with rasterio.open(it.assets[key].get_absolute_href()) as src:
                 reproject(rasterio.band(src, 1), dst, src_nodata=nodata, dst_nodata=nodata,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pystac
+import rasterio
 from PIL import Image
 
 
@@ -23,8 +24,13 @@ def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     assert f"static catalog: {catalog}" in res.stdout
     n_items = sum(1 for _ in pystac.Catalog.from_file(str(catalog)).get_items(recursive=True))
     assert n_items > 20
-    pngs = sorted((out / "quicklooks").glob("*.png"))
-    assert [p.name for p in pngs] == ["landsat-c2-l2_2015Q3.png", "sentinel-2-l2a_2016Q3.png"]
+    pngs = sorted((out / "composites").glob("*/quicklook.png"))
+    assert [p.parent.name for p in pngs] == ["2015Q3", "2016Q3"]
+    for q, res_m in (("2015Q3", 30.0), ("2016Q3", 10.0)):
+        tif = next((out / "composites" / q).glob("*/red.tif"))
+        with rasterio.open(tif) as src:
+            assert src.res == (res_m, res_m) and np.isfinite(src.read(1)).mean() > 0.1  # 2016Q3: S2A only, cloudy
+        assert (out / "composites" / q / "norm_stats.json").exists()
     with Image.open(pngs[1]) as img:
         assert img.width > 200 and len(np.unique(np.asarray(img.convert("L")))) > 50  # a picture, not a blank
     bad = subprocess.run(

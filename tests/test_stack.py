@@ -85,7 +85,8 @@ def test_odc_stac_loads_assets_from_seaweedfs(
 ) -> None:
     import odc.stac
     import xarray as xr
-    from dask.distributed import Client as DaskClient, LocalCluster
+    from dask.distributed import Client as DaskClient
+    from dask.distributed import LocalCluster
 
     api = Client.open(stack.stac_api)
     item = next(api.search(collections=["sentinel-2-l2a"], bbox=LOESS_BBOX, max_items=1).items())

@@ -19,8 +19,8 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords
 
-from lpqlc.config.science import CompositeConfig
 from lpqlc.composite.masking import median_block
+from lpqlc.config.science import CompositeConfig
 from lpqlc.errors import SourceError
 from lpqlc.sources.rules import SourceRule, item_scaling
 
