@@ -51,6 +51,13 @@ def _main(
         logging.getLogger(name).setLevel(level)
 
 
+def _quarters(spec: str, option: str) -> list[Quarter]:
+    try:
+        return parse_quarters(spec)
+    except ValueError as exc:
+        raise LpqlcError(f"{option}: {exc}") from None
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -185,7 +192,7 @@ def composite(
     from lpqlc.config import load_config
 
     cfg = load_config(config)
-    qs = parse_quarters(quarter)
+    qs = _quarters(quarter, "--quarter")
     with open_client(cfg.cluster) as client, _progress() as bar:
         for q in qs:
             task = bar.add_task(f"{q} composite", total=None, last="")
@@ -199,6 +206,40 @@ def composite(
             out.print(f"{q}: {len(run.tiles)} tile(s), layers {', '.join(run.layers)} under {run.prefix}", soft_wrap=True)
             if run.quicklook:
                 out.print(f"quicklook: {run.quicklook}", soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------------------- erosion
+@app.command("erosion")
+def erosion(
+    config: Annotated[Path, typer.Option(help="Pipeline YAML.")],
+    quarters: Annotated[str, typer.Option(help="Quarters, e.g. 2021Q1,2021Q2 or 2021Q1:2022Q4 (4 of a year → annual).")],
+    out_url: Annotated[str, typer.Option("--out", help="Output folder: local path or s3://bucket/prefix.")],
+    landcover: Annotated[str, typer.Option(help="Land-cover raster per quarter: a path/URL template with {quarter}.")],
+    composites: Annotated[
+        str | None, typer.Option(help="Folder of `lpqlc composite` outputs (default OUT/composites; made if missing).")
+    ] = None,
+    factors: Annotated[bool, typer.Option("--factors", help="Also write the R, K, LS, C and P layers.")] = False,
+) -> None:
+    """Quarterly and annual RUSLE erosion and grades as COGs, a CSV summary per subregion, PNG plots."""
+    from lpqlc.cluster import open_client
+    from lpqlc.config import load_config
+    from lpqlc.erosion.run import run_erosion
+
+    cfg = load_config(config)
+    qs = _quarters(quarters, "--quarters")
+    with open_client(cfg.cluster) as client, _progress() as bar:
+        task = bar.add_task("erosion", total=None, last="")
+
+        def tick(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total, last="")
+
+        run = run_erosion(cfg, qs, out_url, landcover=landcover, composites=composites, factors=factors,
+                          client=client, progress=tick)  # fmt: skip
+    out.print(f"erosion of {len(run.quarters)} quarter(s), {len(run.years)} full year(s), {len(run.tiles)} tile(s) "
+              f"under {run.prefix}", soft_wrap=True)  # fmt: skip
+    out.print(f"summary: {run.summary_csv}", soft_wrap=True)
+    for p in run.plots:
+        out.print(f"plot: {p}", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------- demo

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +27,14 @@ import dask.array as da
 import numpy as np
 from odc.geo.geobox import GeoBox
 
+from lpqlc.cluster import compute_bounded
 from lpqlc.composite.build import COUNT, NDVI, build_composite
 from lpqlc.composite.normalise import BandSums, NormStats
 from lpqlc.composite.vegetation import ndvi_endmembers, ndvi_histogram
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
+from lpqlc.publish.preview import mosaic_tiles
 from lpqlc.quarter import Quarter
 from lpqlc.sources.search import SearchReport, search_quarter
 from lpqlc.storage import gdal_env, parse_storage_url, read_bytes, write_bytes
@@ -105,37 +107,6 @@ def _write_fvc(prefix: str, gbox: GeoBox, endpoint: str | None, soil: float, veg
     write_bytes(f"{prefix}/{FVC}.tif", blob, endpoint)
 
 
-def _run_all(tasks: list[Any], client: Any, tick: Callable[[], None]) -> list[Any]:
-    """Compute delayed tasks (on ``client`` if given, at most 2 per worker thread in flight)."""
-    if client is None:
-        out = []
-        for t in tasks:
-            out.append(dask.compute(t)[0])
-            tick()
-        return out
-    from dask.distributed import as_completed
-
-    limit = max(2, 2 * sum(client.nthreads().values()))
-    pending = list(enumerate(tasks))
-    results: dict[int, Any] = {}
-    index: dict[Any, int] = {}
-    ac = as_completed()
-    for _ in range(min(limit, len(pending))):
-        i, t = pending.pop(0)
-        fut = client.compute(t)
-        index[fut.key] = i
-        ac.add(fut)
-    for fut in ac:
-        results[index[fut.key]] = fut.result()
-        tick()
-        if pending:
-            i, t = pending.pop(0)
-            nxt = client.compute(t)
-            index[nxt.key] = i
-            ac.add(nxt)
-    return [results[i] for i in range(len(tasks))]
-
-
 def run_composite(
     cfg: PipelineConfig,
     quarter: Quarter,
@@ -180,7 +151,7 @@ def run_composite(
 
         return f
 
-    outs: list[_TileOut] = _run_all(tasks, client, _tick("composite", len(tasks)))
+    outs: list[_TileOut] = compute_bounded(tasks, client, _tick("composite", len(tasks)))
     hist = np.sum([o.hist for o in outs], axis=0) if outs else None
     sums = sum((o.sums for o in outs), BandSums())
     valid = hist is not None and int(hist.sum()) > 0
@@ -191,7 +162,7 @@ def run_composite(
         fvc_tasks = [
             dask.delayed(_write_fvc)(f"{prefix}/{tile_id(i)}", g, endpoint, *endmembers) for i, g in tiles
         ]
-        _run_all(fvc_tasks, client, _tick("fvc", len(fvc_tasks)))
+        compute_bounded(fvc_tasks, client, _tick("fvc", len(fvc_tasks)))
         names.append(FVC)
     else:
         log.warning("%s: no clear observation anywhere in the AOI: no FVC layer written", quarter)
@@ -221,27 +192,6 @@ def run_composite(
     return run
 
 
-def _mosaic(run: CompositeRun, tiles: Iterable[tuple[tuple[int, int], GeoBox]], grid: OutputGrid,
-            layers: list[str], endpoint: str | None, max_px: int = 1200) -> np.ndarray:  # fmt: skip
-    """(layer, y, x) decimated mosaic of tile COGs for previews (reads overview-sized windows)."""
-    from rasterio.enums import Resampling
-    from rasterio.io import MemoryFile
-
-    full = grid.geobox(run.quarter)
-    step = max(1, int(np.ceil(max(full.shape.yx) / max_px)))
-    ny, nx = (int(np.ceil(s / step)) for s in full.shape.yx)
-    canvas = np.full((len(layers), ny, nx), np.nan, np.float32)
-    size = grid.grid.tile_size
-    for (iy, ix), gbox in tiles:
-        for k, layer in enumerate(layers):
-            with MemoryFile(read_bytes(run.layer_url(tile_id((iy, ix)), layer), endpoint)) as mem, mem.open() as src:
-                h, w = (int(np.ceil(s / step)) for s in gbox.shape.yx)
-                data = src.read(1, out_shape=(h, w), resampling=Resampling.average).astype(np.float32)
-            y0, x0 = iy * size // step, ix * size // step
-            canvas[k, y0 : y0 + h, x0 : x0 + w] = data[: ny - y0, : nx - x0]
-    return canvas
-
-
 def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int, int], GeoBox]],
                endpoint: str | None) -> str | None:  # fmt: skip
     import matplotlib
@@ -252,7 +202,11 @@ def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int,
     layers = ["red", "green", "blue", COUNT] + ([FVC] if FVC in run.layers else [])
     if not tiles or not all(b in run.layers for b in ("red", "green", "blue")):
         return None
-    m = _mosaic(run, tiles, grid, layers, endpoint)
+    full = grid.geobox(run.quarter)
+    size = grid.grid.tile_size
+    m = np.stack([
+        mosaic_tiles({i: run.layer_url(tile_id(i), layer) for i, _ in tiles}, full, size, endpoint) for layer in layers
+    ])  # fmt: skip
     fig, axes = plt.subplots(1, 3 if FVC in layers else 2, figsize=(13, 4.6))
     rgb = np.clip(np.nan_to_num(np.moveaxis(m[:3], 0, -1)) / 0.3, 0, 1)
     axes[0].imshow(rgb)

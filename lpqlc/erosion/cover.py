@@ -28,14 +28,20 @@ def _lookup(index: xr.DataArray, values: tuple[float, ...]) -> xr.DataArray:
     return xr.apply_ufunc(lambda i: table[i], index, dask="parallelized", output_dtypes=[np.float32])
 
 
+def _cropland_c(fvc: np.ndarray, a: float, b: float) -> np.ndarray:
+    """C = a − b·log10(FVC) clipped to [0, 1]; FVC = 0 gives 1 (log10 → −∞), NaN stays NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip(a - b * np.log10(fvc), 0.0, 1.0).astype(np.float32)
+
+
 def c_factor(landcover: xr.DataArray, fvc: xr.DataArray, cfg: CFactorConfig = CFactorConfig()) -> xr.DataArray:
     """C (0–1, float32) per pixel from the class code and FVC (0–1); same shape as the inputs."""
     bins = classify_bins(fvc, cfg.fvc_breaks)
     out = xr.full_like(fvc, np.nan, dtype=np.float32)
     for code, row in cfg.table.items():
         out = xr.where(landcover == code, _lookup(bins, row), out)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        crop = (cfg.cropland_a - cfg.cropland_b * np.log10(fvc)).clip(0.0, 1.0)
+    crop = xr.apply_ufunc(_cropland_c, fvc, kwargs={"a": cfg.cropland_a, "b": cfg.cropland_b},
+                          dask="parallelized", output_dtypes=[np.float32])  # fmt: skip
     out = xr.where(landcover == cfg.cropland_code, crop, out)
     for code, value in cfg.fixed.items():
         out = xr.where(landcover == code, np.float32(value), out)

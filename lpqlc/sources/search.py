@@ -22,7 +22,16 @@ from lpqlc.sources.modifiers import resolve_href_modifier
 from lpqlc.sources.rules import SourceRule, rule_for
 from lpqlc.sources.static import search_static
 
-__all__ = ["Dropped", "SearchReport", "SearchResult", "search_quarter", "search_api", "deduplicate", "acquisition_key"]
+__all__ = [
+    "Dropped",
+    "SearchReport",
+    "SearchResult",
+    "search_quarter",
+    "search_api",
+    "search_collection",
+    "deduplicate",
+    "acquisition_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +129,14 @@ def search_api(
     collection: str,
     *,
     bbox: tuple[float, float, float, float] | None,
-    quarter: Quarter,
+    quarter: Quarter | None,
     max_cloud_cover: float | None,
     page_limit: int = 100,
     max_retries: int = 5,
     timeout_s: float = 60.0,
     modifier: Any = None,
 ) -> list[pystac.Item]:
-    """Items of ``collection`` in ``quarter`` from a STAC API, paged, retried with backoff."""
+    """Items of ``collection`` in ``quarter`` (any time if None) from a STAC API, paged, retried with backoff."""
     from pystac_client import Client
     from pystac_client.exceptions import APIError
     from pystac_client.stac_api_io import StacApiIO
@@ -148,15 +157,36 @@ def search_api(
         search = client.search(
             collections=[collection],
             bbox=bbox,
-            datetime=quarter.datetime_range(),
+            datetime=quarter.datetime_range() if quarter is not None else None,
             query=query,
             limit=page_limit,
             sortby=[{"field": "properties.datetime", "direction": "asc"}],
         )
         items = list(search.items())
     except (APIError, RequestException) as exc:
-        raise SourceError(f"STAC API {url} search of {collection} in {quarter} failed: {exc}") from None
+        raise SourceError(f"STAC API {url} search of {collection} in {quarter or 'any time'} failed: {exc}") from None
     return items
+
+
+def search_collection(cfg: PipelineConfig, collection: str) -> list[pystac.Item]:
+    """Every item of an ancillary ``collection`` (DEM, precipitation, soil…) over the AOI, any time."""
+    src = cfg.sources
+    if src.stac_api is not None:
+        found = search_api(
+            src.stac_api, collection, bbox=cfg.aoi.bbox, quarter=None, max_cloud_cover=None,
+            page_limit=src.page_limit, max_retries=src.max_retries, timeout_s=src.timeout_s,
+            modifier=resolve_href_modifier(src.href_modifier),
+        )  # fmt: skip
+    else:
+        assert src.catalog is not None
+        found = search_static(src.catalog, [collection], bbox=cfg.aoi.bbox, endpoint_url=cfg.storage.endpoint_url)
+        modifier = resolve_href_modifier(src.href_modifier)
+        if modifier is not None:
+            found = [modifier(it) or it for it in found]
+    if not found:
+        where = src.stac_api or src.catalog
+        raise SourceError(f"{where} has no {collection!r} item over the AOI {cfg.aoi.bbox or cfg.aoi.geojson}")
+    return found
 
 
 def search_quarter(cfg: PipelineConfig, quarter: Quarter) -> SearchResult:

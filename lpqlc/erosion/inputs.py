@@ -1,0 +1,170 @@
+"""The RUSLE inputs, read from the archive and aligned to the land-cover grid.
+
+Resampling per input (documented in docs/erosion.md):
+
+- DEM (30 m, geographic) → the equal-area 30 m grid, **bilinear**; slope and LS are computed there
+  once (LS needs catchment-wide flow routing) and cached as COGs; on the 10 m grid they are read back
+  **bilinear**.
+- Soil (250 m): K is computed on the soil grid from sand/silt/clay/organic carbon, then reprojected
+  **bilinear** (K is nonlinear in texture: computing it first keeps the EPIC curve intact).
+- Precipitation (0.05° daily): R is computed per quarter on the precipitation grid, then reprojected
+  **bilinear**.
+- Land cover: **mode** when the source is finer than the grid, **nearest** otherwise.
+- FVC: from the composites' ``fvc`` COGs, **bilinear**.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pystac
+import rasterio
+import xarray as xr
+from odc.geo.geobox import GeoBox
+from odc.geo.xr import assign_crs, xr_coords
+
+from lpqlc.config import PipelineConfig
+from lpqlc.erosion.rfactor import r_factor
+from lpqlc.erosion.soil import k_factor
+from lpqlc.errors import SourceError
+from lpqlc.quarter import Quarter
+from lpqlc.sources.search import search_collection
+from lpqlc.storage import gdal_env
+
+__all__ = ["load_dem", "k_layer", "r_quarters", "r_quarter", "subregion_features"]
+
+log = logging.getLogger(__name__)
+
+
+def load_dem(cfg: PipelineConfig, geobox: GeoBox) -> xr.DataArray:
+    """Lazy elevation (m, float32) of the DEM collection on ``geobox``, bilinear; NaN where missing."""
+    import odc.stac
+
+    items = search_collection(cfg, cfg.sources.collections.dem)
+    key = _single_asset(items[0], "data")
+    ds = odc.stac.load(items, bands=[key], geobox=geobox, chunks={"x": cfg.grid.chunk_size, "y": cfg.grid.chunk_size},
+                       resampling="bilinear", groupby=lambda *_: 0, dtype="float32")  # fmt: skip
+    dem = ds[key].isel(time=0, drop=True)
+    nodata = dem.attrs.get("nodata")
+    return dem.where(dem != nodata) if nodata is not None else dem
+
+
+def _single_asset(item: pystac.Item, preferred: str) -> str:
+    if preferred in item.assets:
+        return preferred
+    data = [k for k, a in item.assets.items() if "data" in (a.roles or [])]
+    if len(data) != 1:
+        raise SourceError(f"item {item.id}: cannot tell which asset holds the data (assets {list(item.assets)})")
+    return data[0]
+
+
+def k_layer(cfg: PipelineConfig, geobox: GeoBox) -> xr.DataArray:
+    """Lazy K (t·hm²·h/(hm²·MJ·mm)) on ``geobox``: EPIC on the soil grid, then bilinear."""
+    import odc.stac
+
+    items = search_collection(cfg, cfg.sources.collections.soil)
+    keys = ("sand", "silt", "clay", "organic_carbon")
+    missing = [k for k in keys if k not in items[0].assets]
+    if missing:
+        raise SourceError(f"soil item {items[0].id} lacks assets {missing}")
+    ds = odc.stac.load(items, bands=list(keys), chunks={}, groupby=lambda *_: 0, dtype="float32")
+    ds = ds.isel(time=0, drop=True)
+    layers = {}
+    for k in keys:
+        rb = (items[0].assets[k].extra_fields.get("raster:bands") or [{}])[0]
+        v = ds[k].where(ds[k] != rb.get("nodata", 255))
+        layers[k] = v * rb.get("scale", 1.0) + rb.get("offset", 0.0)
+    # OpenLandMap-style carbon is in g/kg after scaling: % = g/kg ÷ 10
+    unit = (items[0].assets["organic_carbon"].extra_fields.get("raster:bands") or [{}])[0].get("unit", "%")
+    carbon = layers["organic_carbon"] / 10.0 if unit == "g/kg" else layers["organic_carbon"]
+    k = k_factor(layers["sand"], layers["silt"], layers["clay"], carbon, cfg.science.rusle.k).astype(np.float32)
+    k.attrs = {"nodata": np.nan, "units": "t hm2 h hm-2 MJ-1 mm-1"}
+    k = assign_crs(k, ds.odc.crs)
+    c = cfg.grid.chunk_size
+    return k.odc.reproject(geobox, resampling="bilinear", dst_nodata=np.nan, chunks=(c, c)).rename("k")
+
+
+def _read_precip_year(href: str, endpoint: str | None) -> np.ndarray:
+    with rasterio.Env(**gdal_env(endpoint)), rasterio.open(href) as src:
+        data = src.read().astype(np.float32)
+        if src.nodata is not None:
+            data[data == src.nodata] = np.nan
+    return data
+
+
+def _r_year(href: str, endpoint: str | None, year: int, rcfg: Any) -> np.ndarray:
+    """(4, y, x) quarterly R of one year from its daily precipitation file (runs in one task)."""
+    daily = _read_precip_year(href, endpoint)
+    times = pd.date_range(date(year, 1, 1), periods=daily.shape[0], freq="D")
+    r = r_factor(xr.DataArray(daily, dims=("time", "y", "x"), coords={"time": times}), rcfg)
+    return np.asarray(r.transpose("quarter", "y", "x").values, dtype=np.float32)
+
+
+def r_quarters(cfg: PipelineConfig, years: list[int]) -> xr.DataArray:
+    """Lazy quarterly R (quarter, lat/y, lon/x), MJ·mm/(hm²·h·q), on the precipitation grid.
+
+    One task per year reads that year's daily file and applies the half-month model
+    (:func:`lpqlc.erosion.rfactor.r_factor`); coordinate ``quarter`` holds ``YYYYQn`` labels.
+    """
+    items = {
+        int(it.properties["start_datetime"][:4]): it
+        for it in search_collection(cfg, cfg.sources.collections.precipitation)
+        if it.properties.get("start_datetime")
+    }
+    missing = [y for y in years if y not in items]
+    if missing:
+        raise SourceError(f"no {cfg.sources.collections.precipitation} item for year(s) {missing}")
+    parts, crs0 = [], None
+    for y in years:
+        it = items[y]
+        key = _single_asset(it, "data")
+        href = it.assets[key].get_absolute_href() or it.assets[key].href
+        with rasterio.Env(**gdal_env(cfg.storage.endpoint_url)), rasterio.open(href) as src:
+            shape, transform, crs, count = (src.height, src.width), src.transform, src.crs, src.count
+        ndays = (date(y + 1, 1, 1) - date(y, 1, 1)).days
+        if count != ndays:
+            raise SourceError(f"precipitation item {it.id}: {count} bands, expected one per day ({ndays})")
+        arr = da.from_delayed(dask.delayed(_r_year, pure=True)(href, cfg.storage.endpoint_url, y, cfg.science.rusle.r),
+                              shape=(4, *shape), dtype=np.float32)  # fmt: skip
+        gbox = GeoBox(shape, transform, crs)
+        crs0 = crs0 or gbox.crs
+        coords = {"quarter": [f"{y}Q{q}" for q in range(1, 5)], **xr_coords(gbox)}
+        parts.append(xr.DataArray(arr, dims=("quarter", *gbox.dimensions), coords=coords))
+    out = xr.concat(parts, "quarter") if len(parts) > 1 else parts[0]
+    out.attrs = {"nodata": np.nan, "units": "MJ mm hm-2 h-1 q-1"}
+    return assign_crs(out, crs0)
+
+
+def r_quarter(cfg: PipelineConfig, r: xr.DataArray, quarter: Quarter, geobox: GeoBox) -> xr.DataArray:
+    """Lazy R of one quarter (MJ·mm/(hm²·h·q)) on ``geobox``, reprojected bilinear from :func:`r_quarters`."""
+    one = r.sel(quarter=str(quarter), drop=True)
+    c = cfg.grid.chunk_size
+    return one.odc.reproject(geobox, resampling="bilinear", dst_nodata=np.nan, chunks=(c, c)).rename("r")
+
+
+def subregion_features(cfg: PipelineConfig) -> list[tuple[str, dict[str, Any]]]:
+    """(code, GeoJSON geometry in EPSG:4326) of the management subregions; empty if none are catalogued."""
+    import json
+
+    from lpqlc.storage import read_bytes
+
+    try:
+        items = search_collection(cfg, cfg.sources.collections.subregions)
+    except SourceError:
+        log.warning("no subregions collection: the summary covers the whole AOI only")
+        return []
+    out = []
+    for it in items:
+        for asset in it.assets.values():
+            href = asset.get_absolute_href() or asset.href
+            doc = json.loads(read_bytes(href, cfg.storage.endpoint_url))
+            for f in doc.get("features", []):
+                code = str(f.get("properties", {}).get("code") or f.get("id"))
+                out.append((code, f["geometry"]))
+    return out

@@ -1,0 +1,334 @@
+"""Run RUSLE for a set of quarters over the AOI, tile by tile on Dask; write COGs, a CSV summary, plots.
+
+Layout under the output URL::
+
+    static/{slope,ls,k}.tif                      cached static layers on the 30 m grid (computed once)
+    <YYYYQn>/<tile>/erosion.tif                  quarterly A, t/(hm²·q)  (+ r, k, ls, c, p with factors)
+    <YYYY>/<tile>/{erosion,grade}.tif            annual A, t/(hm²·a), and its SL 190-2007 grade
+    summary.csv                                  per year, period and subregion (see docs/erosion.md)
+    plots/{annual_mean,quarterly_shares,map_<period>}.png
+
+Inputs: land cover per quarter (``landcover``: a path template holding ``{quarter}``, e.g. the sample
+archive's ``truth/landcover/{quarter}.tif`` until the model publishes its maps), FVC from the
+composites (run first for quarters that lack them), DEM, soil and daily precipitation from the
+configured catalog. Each (year, tile) is one compute point returning only its statistics.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+from odc.geo.geobox import GeoBox
+
+from lpqlc.cluster import compute_bounded
+from lpqlc.composite.run import FVC, run_composite, tile_id
+from lpqlc.config import PipelineConfig
+from lpqlc.erosion.cover import c_factor, p_factor
+from lpqlc.erosion.inputs import k_layer, load_dem, r_quarter, r_quarters, subregion_features
+from lpqlc.erosion.rusle import erosion_grade
+from lpqlc.erosion.terrain import ls_factor, slope_degrees
+from lpqlc.errors import ConfigError
+from lpqlc.grid import OutputGrid
+from lpqlc.publish.cog import cog_bytes
+from lpqlc.publish.preview import mosaic_tiles
+from lpqlc.quarter import Quarter
+from lpqlc.sources.rasters import file_item, load_files
+from lpqlc.storage import exists, parse_storage_url, read_bytes, write_bytes
+
+__all__ = ["ErosionRun", "run_erosion", "static_layers", "FACTORS"]
+
+log = logging.getLogger(__name__)
+
+FACTORS = ("r", "k", "ls", "c", "p")
+
+
+@dataclass
+class ErosionRun:
+    """What an erosion run wrote."""
+
+    prefix: str
+    quarters: list[Quarter]
+    years: list[int]
+    summary_csv: str
+    plots: list[str] = field(default_factory=list)
+    tiles: list[str] = field(default_factory=list)
+
+
+def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid) -> dict[str, str]:
+    """Slope, LS and K on the anchor (30 m) grid, computed once and cached as COGs under ``out/static``.
+
+    LS is taken from ``science.rusle.ls.external`` when set (reprojected bilinear onto the grid).
+    """
+    endpoint = cfg.storage.endpoint_url
+    g30 = grid.geobox(float(cfg.grid.anchor))
+    crs = g30.crs.to_wkt()
+    urls = {name: f"{out}/static/{name}.tif" for name in ("slope", "ls", "k")}
+    if not (exists(urls["slope"], endpoint) and exists(urls["ls"], endpoint)):
+        log.info("computing slope and LS on the %s m grid (%d×%d px)", cfg.grid.anchor, *g30.shape.yx)
+        dem = load_dem(cfg, g30).compute()
+        if bool(dem.isnull().all()):
+            raise ConfigError(f"the DEM collection {cfg.sources.collections.dem!r} does not cover the AOI")
+        slope = slope_degrees(dem)
+        if cfg.science.rusle.ls.external:
+            ls = load_files([cfg.science.rusle.ls.external], g30, name="ls", resampling="bilinear",
+                            endpoint_url=endpoint).compute()  # fmt: skip
+        else:
+            ls = ls_factor(dem, cfg.science.rusle.ls)
+        write_bytes(urls["slope"], cog_bytes(slope.values.astype(np.float32), g30.transform, crs, nodata=float("nan")), endpoint)
+        write_bytes(urls["ls"], cog_bytes(ls.values.astype(np.float32), g30.transform, crs, nodata=float("nan")), endpoint)
+    if not exists(urls["k"], endpoint):
+        k = k_layer(cfg, g30).compute()
+        write_bytes(urls["k"], cog_bytes(k.values.astype(np.float32), g30.transform, crs, nodata=float("nan")), endpoint)
+    return urls
+
+
+def _fvc_urls(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, client: Any) -> list[str]:
+    import json
+
+    endpoint = cfg.storage.endpoint_url
+    summary_url = f"{comp_dir}/{quarter}/composite.json"
+    if not exists(summary_url, endpoint):
+        log.info("%s: no composite under %s yet: making it", quarter, comp_dir)
+        run_composite(cfg, quarter, comp_dir, client=client)
+    summary = json.loads(read_bytes(summary_url, endpoint))
+    if FVC not in summary["layers"]:
+        log.warning("%s: the composite has no FVC (no clear observation): C is NaN for vegetated classes", quarter)
+        return []
+    return [f"{comp_dir}/{quarter}/{t}/{FVC}.tif" for t in summary["tiles"]]
+
+
+def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, str], r_all: xr.DataArray,
+                    landcover: str, fvc_urls: list[str]) -> dict[str, xr.DataArray]:  # fmt: skip
+    """Lazy R, K, LS, C, P and A of a quarter on ``gbox``."""
+    endpoint, chunk, rusle = cfg.storage.endpoint_url, cfg.grid.chunk_size, cfg.science.rusle
+    lc_url = landcover.format(quarter=quarter)
+    lc_res = abs(file_item(lc_url, "landcover", endpoint).assets["landcover"].extra_fields["proj:transform"][0])
+    lc_resampling = "mode" if lc_res < gbox.resolution.x * 0.75 else "nearest"
+    lc = load_files([lc_url], gbox, name="landcover", resampling=lc_resampling, chunks=chunk, endpoint_url=endpoint)
+
+    def static_layer(name: str) -> xr.DataArray:
+        return load_files([static[name]], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
+
+    k, ls, slope = static_layer("k"), static_layer("ls"), static_layer("slope")
+    if fvc_urls:
+        fvc = load_files(fvc_urls, gbox, name=FVC, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
+    else:
+        fvc = xr.full_like(k, np.nan)
+    r = r_quarter(cfg, r_all, quarter, gbox)
+    r = r.assign_coords(y=k["y"], x=k["x"])  # same grid; exact coordinates from one source
+    c = c_factor(lc, fvc, rusle.c)
+    p = p_factor(lc, slope, rusle.p)
+    a = (r * k * ls * c * p).astype(np.float32).rename("erosion")
+    return {"erosion": a, "r": r, "k": k, "ls": ls, "c": c, "p": p, "landcover": lc}
+
+
+def _subregion_raster(features: list[tuple[str, dict[str, Any]]], gbox: GeoBox) -> np.ndarray:
+    from odc.geo import geom
+    from rasterio.features import rasterize
+
+    if not features:
+        return np.zeros(gbox.shape.yx, np.uint8)
+    shapes = [(geom.Geometry(g, "EPSG:4326").to_crs(gbox.crs).geom, i + 1) for i, (_, g) in enumerate(features)]
+    return rasterize(shapes, out_shape=gbox.shape.yx, transform=gbox.transform, fill=0, dtype="uint8")
+
+
+def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: int | None, gbox: GeoBox,
+                     prefix: str, tile: str, endpoint: str | None, factors: bool,
+                     features: list[tuple[str, dict[str, Any]]], grade_breaks: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
+    """Write one tile's quarterly (and annual) layers; return sums per (period, subregion)."""
+    crs = gbox.crs.to_wkt()
+    regions = _subregion_raster(features, gbox)
+    codes = ["ALL"] + [c for c, _ in features]
+    stats: dict[str, Any] = {}
+
+    def accumulate(period: str, a: np.ndarray, with_grades: bool) -> None:
+        valid = np.isfinite(a)
+        for i, code in enumerate(codes):
+            sel = valid if i == 0 else valid & (regions == i)
+            entry = {"sum": float(a[sel].sum()), "n": int(sel.sum())}
+            if with_grades:
+                g = np.digitize(a[sel], np.asarray(grade_breaks))
+                entry["grades"] = np.bincount(g, minlength=len(grade_breaks) + 1).tolist()
+            stats[f"{period}|{code}"] = entry
+
+    for q in quarters:
+        a = arrays[f"{q}/erosion"]
+        write_bytes(f"{prefix}/{q}/{tile}/erosion.tif", cog_bytes(a, gbox.transform, crs, nodata=float("nan")), endpoint)
+        if factors:
+            for name in FACTORS:
+                blob = cog_bytes(arrays[f"{q}/{name}"].astype(np.float32), gbox.transform, crs, nodata=float("nan"))
+                write_bytes(f"{prefix}/{q}/{tile}/{name}.tif", blob, endpoint)
+        accumulate(q, a, False)
+    if year is not None:
+        annual = np.sum([arrays[f"{q}/erosion"] for q in quarters], axis=0).astype(np.float32)
+        grade = erosion_grade(xr.DataArray(annual)).values
+        write_bytes(f"{prefix}/{year}/{tile}/erosion.tif", cog_bytes(annual, gbox.transform, crs, nodata=float("nan")), endpoint)
+        write_bytes(f"{prefix}/{year}/{tile}/grade.tif", cog_bytes(grade, gbox.transform, crs, nodata=0,
+                                                                  overview_resampling="nearest"), endpoint)  # fmt: skip
+        accumulate(str(year), annual, True)
+    return stats
+
+
+def run_erosion(
+    cfg: PipelineConfig,
+    quarters: list[Quarter],
+    out: str,
+    *,
+    landcover: str,
+    composites: str | None = None,
+    factors: bool = False,
+    client: Any = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ErosionRun:
+    """RUSLE for ``quarters`` over the AOI, written under ``out`` (see the module doc)."""
+    if "{quarter}" not in landcover:
+        raise ConfigError(f"--landcover {landcover!r} must hold {{quarter}}, e.g. truth/landcover/{{quarter}}.tif")
+    endpoint = cfg.storage.endpoint_url
+    prefix = parse_storage_url(out, what="--out").url.rstrip("/")
+    comp_dir = composites or f"{prefix}/composites"
+    grid = OutputGrid.from_config(cfg)
+    tick = progress or (lambda stage, done, total: None)
+    static = static_layers(cfg, prefix, grid)
+    tick("static layers", 1, 1)
+    years = sorted({q.year for q in quarters})
+    r_all = r_quarters(cfg, years)
+    features = subregion_features(cfg)
+    grades = cfg.science.rusle.grades
+
+    tasks, keys = [], []
+    for year in years:
+        qs = sorted(q for q in quarters if q.year == year)
+        res = {grid.grid.resolution_for(q) for q in qs}
+        if len(res) > 1:
+            raise ConfigError(f"year {year} spans two grid resolutions {sorted(res)}: align grid.resolutions to years")
+        gbox = grid.geobox(qs[0])
+        layers = {str(q): _quarter_layers(cfg, q, gbox, static, r_all, landcover, _fvc_urls(cfg, comp_dir, q, client))
+                  for q in qs}  # fmt: skip
+        tiles = grid.tiles(qs[0])
+        for index, tile_gbox in grid.iter_tiles(qs[0]):
+            ys, xs = tiles.roi[index]
+            arrays = {f"{q}/{name}": layers[q][name].isel(y=ys, x=xs).data
+                      for q in layers for name in (("erosion", *FACTORS) if factors else ("erosion",))}  # fmt: skip
+            tasks.append(dask.delayed(_write_year_tile, pure=True)(
+                arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, tile_id(index),
+                endpoint, factors, features, grades.breaks,
+            ))  # fmt: skip
+            keys.append((year, tile_id(index)))
+    done = [0]
+
+    def _tick() -> None:
+        done[0] += 1
+        tick("erosion", done[0], len(tasks))
+
+    results = compute_bounded(tasks, client, _tick)
+    merged: dict[str, dict[str, Any]] = {}
+    for stats in results:
+        for key, e in stats.items():
+            m = merged.setdefault(key, {"sum": 0.0, "n": 0})
+            m["sum"] += e["sum"]
+            m["n"] += e["n"]
+            if "grades" in e:
+                m["grades"] = (np.asarray(m.get("grades", 0)) + np.asarray(e["grades"])).tolist()
+    csv_url = f"{prefix}/summary.csv"
+    table = _summary_table(merged, grid, quarters, cfg)
+    write_bytes(csv_url, table.to_csv(index=False, float_format="%.6g").encode(), endpoint)
+    run = ErosionRun(prefix=prefix, quarters=sorted(quarters), years=[y for y in years if sum(q.year == y for q in quarters) == 4],
+                     summary_csv=csv_url, tiles=sorted({t for _, t in keys}))  # fmt: skip
+    run.plots = _plots(run, table, grid, cfg)
+    return run
+
+
+def _summary_table(merged: dict[str, dict[str, Any]], grid: OutputGrid, quarters: list[Quarter], cfg: PipelineConfig) -> Any:
+    import pandas as pd
+
+    grades = cfg.science.rusle.grades
+    eroded_from = grades.names.index(grades.eroded_from)
+    rows = []
+    for key, e in sorted(merged.items()):
+        period, region = key.split("|")
+        is_year = "Q" not in period
+        q = Quarter(int(period), 1) if is_year else Quarter.parse(period)
+        px_km2 = grid.grid.resolution_for(q) ** 2 / 1e6
+        row: dict[str, Any] = {
+            "year": int(period[:4]),
+            "period": "annual" if is_year else period[4:],
+            "subregion": region,
+            "mean_erosion": e["sum"] / e["n"] if e["n"] else float("nan"),
+            "unit": "t/(hm2·a)" if is_year else "t/(hm2·q)",
+            "area_km2": e["n"] * px_km2,
+        }
+        if is_year:
+            counts = np.asarray(e["grades"])
+            row["eroded_area_pct"] = 100.0 * counts[eroded_from:].sum() / e["n"] if e["n"] else float("nan")
+            for name, n in zip(grades.names, counts, strict=True):
+                row[f"area_km2_{name}"] = n * px_km2
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    annual = table[table.period == "annual"].set_index(["year", "subregion"])["mean_erosion"]
+    quarterly = table.period != "annual"
+    share = [
+        100.0 * r.mean_erosion / annual.get((r.year, r.subregion), np.nan) if quarterly.iloc[i] else np.nan
+        for i, r in enumerate(table.itertuples())
+    ]
+    table["share_of_annual_pct"] = share
+    return table
+
+
+def _plots(run: ErosionRun, table: Any, grid: OutputGrid, cfg: PipelineConfig) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    endpoint = cfg.storage.endpoint_url
+    out: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        url = f"{run.prefix}/plots/{name}.png"
+        write_bytes(url, buf.getvalue(), endpoint)
+        out.append(url)
+
+    whole = table[table.subregion == "ALL"]
+    annual = whole[whole.period == "annual"]
+    if len(annual):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.bar(annual.year.astype(str), annual.mean_erosion, color="#a0522d")
+        ax.axhline(cfg.science.rusle.grades.tolerance_t_hm2_a, color="k", lw=0.8, ls="--", label="tolerance")
+        ax.set_ylabel("mean soil loss, t/(hm²·a)")
+        ax.set_title("Mean annual erosion (RUSLE)", fontsize=10)
+        ax.legend(fontsize=8)
+        save(fig, "annual_mean")
+        q = whole[whole.period != "annual"].pivot(index="year", columns="period", values="share_of_annual_pct")
+        q = q.loc[annual.year.values]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        bottom = np.zeros(len(q))
+        for col, colour in zip(q.columns, ("#9ecae1", "#4292c6", "#08519c", "#c6dbef"), strict=False):
+            ax.bar(q.index.astype(str), q[col].values, bottom=bottom, label=col, color=colour)
+            bottom += np.nan_to_num(q[col].values)
+        ax.set_ylabel("share of annual erosion, %")
+        ax.set_title("Quarterly shares of annual erosion", fontsize=10)
+        ax.legend(fontsize=8, ncol=4)
+        save(fig, "quarterly_shares")
+    period = str(run.years[-1]) if run.years else str(run.quarters[-1])
+    q0 = Quarter(int(period), 1) if run.years else run.quarters[-1]
+    full = grid.geobox(q0)
+    urls = {index: f"{run.prefix}/{period}/{tile_id(index)}/erosion.tif" for index, _ in grid.iter_tiles(q0)}
+    m = mosaic_tiles(urls, full, grid.grid.tile_size, endpoint)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    vmax = float(np.nanpercentile(m, 98)) if np.isfinite(m).any() else 1.0
+    im = ax.imshow(m, cmap="YlOrBr", vmin=0, vmax=max(vmax, 1e-6))
+    fig.colorbar(im, ax=ax, shrink=0.8, label="t/(hm²·a)" if run.years else "t/(hm²·q)")
+    ax.set_title(f"Soil erosion {period}", fontsize=10)
+    ax.axis("off")
+    save(fig, f"map_{period}")
+    return out
