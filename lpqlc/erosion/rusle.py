@@ -27,7 +27,7 @@ def rusle(r: xr.DataArray, k: xr.DataArray, ls: xr.DataArray, c: xr.DataArray, p
     ``c``, ``p``: (quarter, y, x) or (y, x). Returns ``a_quarter`` (quarter, y, x) t/(hm²·q) and
     ``a_annual`` (year, y, x) t/(hm²·a), for the years whose four quarters are all present.
     """
-    a_q = (r * k * ls * c * p).astype(np.float32)
+    a_q = (r * (k * ls) * c * p).astype(np.float32, copy=False)
     a_q.attrs.update(units="t hm-2 q-1", long_name="quarterly soil loss (RUSLE)")
     return xr.Dataset({"a_quarter": a_q, "a_annual": annual_erosion(a_q)})
 
@@ -36,18 +36,26 @@ def annual_erosion(a_quarter: xr.DataArray) -> xr.DataArray:
     """Σ of the four quarters of each complete year (year, y, x), t/(hm²·a)."""
     years = quarter_years(a_quarter["quarter"].values)
     complete = [y for y in sorted(set(years)) if (years == y).sum() == 4]
-    a = a_quarter.assign_coords(year=("quarter", years))
-    a = a.isel(quarter=np.isin(years, complete))
-    out = a.groupby("year").sum("quarter", skipna=False).astype(np.float32)
+    sums = [a_quarter.isel(quarter=np.flatnonzero(years == y)).sum("quarter", skipna=False) for y in complete]
+    if sums:
+        out = xr.concat(sums, "year").assign_coords(year=complete).astype(np.float32, copy=False)
+    else:
+        out = a_quarter.isel(quarter=[]).rename(quarter="year").drop_vars("year", errors="ignore")
+        out = out.assign_coords(year=np.array([], dtype=int)).astype(np.float32)
     out.attrs.update(units="t hm-2 a-1", long_name="annual soil loss (RUSLE)")
     return out
 
 
+def _grade_block(a: np.ndarray, breaks: np.ndarray) -> np.ndarray:
+    g = (np.digitize(a, breaks) + 1).astype(np.uint8)
+    g[np.isnan(a)] = 0
+    return g
+
+
 def erosion_grade(a: xr.DataArray, cfg: GradesConfig = GradesConfig()) -> xr.DataArray:
     """Grade code (uint8) of annual A: 1 … len(names), 0 where A is NaN."""
-    g = xr.apply_ufunc(np.digitize, a, kwargs={"bins": np.asarray(cfg.breaks)}, dask="parallelized",
-                       output_dtypes=[np.int64]) + 1  # fmt: skip
-    out = xr.where(a.isnull(), 0, g).astype(np.uint8)
+    out = xr.apply_ufunc(_grade_block, a, kwargs={"breaks": np.asarray(cfg.breaks)}, dask="parallelized",
+                         output_dtypes=[np.uint8])  # fmt: skip
     out.attrs.update(long_name="soil erosion grade (SL 190-2007)", flag_values=list(range(1, len(cfg.names) + 1)),
                      flag_meanings=" ".join(cfg.names))  # fmt: skip
     return out.rename("grade")

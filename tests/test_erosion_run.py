@@ -1,0 +1,154 @@
+"""The erosion job end to end on a full sample year: COGs, sums, CSV, plots, caching, laziness."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+from lpqlc.cli import app
+from lpqlc.erosion.run import _fvc_urls, _quarter_layers, run_erosion, static_layers
+from lpqlc.errors import ConfigError
+from lpqlc.grid import OutputGrid
+from lpqlc.publish.cog import write_cog
+from lpqlc.quarter import Quarter, quarter_range
+from lpqlc.sample.archive import SampleArchive, generate
+
+from .conftest import SMALL, small_config
+from .test_composite import CountingScheduler
+
+YEAR = 2021
+QUARTERS = quarter_range(f"{YEAR}Q1", f"{YEAR}Q4")
+
+
+@pytest.fixture(scope="module")
+def year_archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
+    return generate(str(tmp_path_factory.mktemp("year")), replace(SMALL, start=QUARTERS[0], end=QUARTERS[-1]))
+
+
+@pytest.fixture(scope="module")
+def year_run(year_archive: SampleArchive, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    out = tmp_path_factory.mktemp("erosion")
+    cfg = small_config(year_archive.catalog, storage=str(out))
+    landcover = str(Path(year_archive.truth) / "landcover" / "{quarter}.tif")
+    run = run_erosion(cfg, QUARTERS, str(out), landcover=landcover, factors=True)
+    return cfg, run, out, landcover
+
+
+def _mosaic(out: Path, period: str, layer: str) -> np.ndarray:
+    tiles = sorted((out / period).iterdir())
+    rows = {}
+    for t in tiles:
+        with rasterio.open(t / f"{layer}.tif") as src:
+            rows[(int(t.name[5:8]), int(t.name[1:4]))] = src.read(1)
+    ny, nx = max(k[0] for k in rows) + 1, max(k[1] for k in rows) + 1
+    return np.block([[rows[(iy, ix)] for ix in range(nx)] for iy in range(ny)])
+
+
+def test_quarterly_cogs_sum_to_the_annual_cog_and_grades_follow(year_run: Any) -> None:
+    cfg, run, out, _ = year_run
+    assert run.years == [YEAR] and len(run.tiles) == 4
+    quarters = [_mosaic(out, str(q), "erosion") for q in QUARTERS]
+    annual = _mosaic(out, str(YEAR), "erosion")
+    ok = np.isfinite(annual)
+    assert ok.mean() > 0.5
+    assert np.allclose(np.sum(quarters, axis=0)[ok], annual[ok], rtol=1e-5, atol=1e-6)
+    assert np.array_equal(np.isfinite(np.sum(quarters, axis=0)), ok)
+    grade = _mosaic(out, str(YEAR), "grade")
+    breaks = np.asarray(cfg.science.rusle.grades.breaks)
+    assert np.array_equal(grade[ok], np.digitize(annual[ok], breaks) + 1) and (grade[~ok] == 0).all()
+    # A = R·K·LS·C·P from the written factor layers
+    q = str(QUARTERS[2])
+    prod = np.prod([_mosaic(out, q, f) for f in ("r", "k", "ls", "c", "p")], axis=0)
+    a = _mosaic(out, q, "erosion")
+    fin = np.isfinite(a)
+    assert np.allclose(prod[fin], a[fin], rtol=1e-4) and float(np.nanmax(a)) > 0
+
+
+def test_factor_layers_are_in_range(year_run: Any) -> None:
+    _, _, out, _ = year_run
+    q = str(QUARTERS[2])
+    c, p, ls, k = (_mosaic(out, q, f) for f in ("c", "p", "ls", "k"))
+    for arr, lo, hi in ((c, 0, 1), (p, 0, 1), (ls, 0, 500), (k, 0.005, 0.08)):
+        fin = arr[np.isfinite(arr)]
+        assert fin.size and fin.min() >= lo and fin.max() <= hi
+    lc = _mosaic(out, q, "c")  # water (C = 0) pixels exist in the sample river
+    assert (lc == 0).any()
+
+
+def test_summary_csv_and_plots(year_run: Any) -> None:
+    cfg, run, out, _ = year_run
+    table = pd.read_csv(out / "summary.csv")
+    assert set(table.period) == {"Q1", "Q2", "Q3", "Q4", "annual"}
+    assert {"ALL", "HG", "TG", "RV", "RM", "IA", "SL"} <= set(table.subregion)
+    annual = table[table.period == "annual"]
+    names = cfg.science.rusle.grades.names
+    grade_area = annual[[f"area_km2_{n}" for n in names]].sum(axis=1)
+    assert np.allclose(grade_area, annual.area_km2, rtol=1e-4)
+    eroded = annual[[f"area_km2_{n}" for n in names[1:]]].sum(axis=1) / annual.area_km2 * 100
+    assert np.allclose(eroded, annual.eroded_area_pct, rtol=1e-4)  # the CSV keeps 6 significant digits
+    whole = annual[annual.subregion == "ALL"].iloc[0]
+    assert 0 < whole.mean_erosion < 1e3 and 0 <= whole.eroded_area_pct <= 100
+    # subregion areas add up to the whole
+    assert annual[annual.subregion != "ALL"].area_km2.sum() == pytest.approx(whole.area_km2, rel=1e-4)
+    q3 = table[(table.period == "Q3") & (table.subregion == "ALL")].iloc[0]
+    assert q3.share_of_annual_pct > 30  # the monsoon quarter carries most of the erosion
+    for p in run.plots:
+        assert Path(p).read_bytes()[:4] == b"\x89PNG"
+    assert {Path(p).name for p in run.plots} == {"annual_mean.png", "quarterly_shares.png", f"map_{YEAR}.png"}
+
+
+def test_static_layers_are_cached_and_external_ls_is_accepted(year_run: Any, tmp_path: Path) -> None:
+    cfg, run, out, _ = year_run
+    grid = OutputGrid.from_config(cfg)
+    static = static_layers(cfg, str(out), grid)
+    before = {k: Path(v).stat().st_mtime_ns for k, v in static.items()}
+    static_layers(cfg, str(out), grid)
+    assert {k: Path(v).stat().st_mtime_ns for k, v in static.items()} == before
+    # a user's LS raster replaces the DEM-derived one
+    g30 = grid.geobox(30.0)
+    ext = tmp_path / "ls_external.tif"
+    write_cog(str(ext), np.full(g30.shape.yx, 3.5, np.float32), g30.transform, g30.crs.to_wkt(), nodata=float("nan"))
+    rusle = cfg.science.rusle.model_copy(update={"ls": cfg.science.rusle.ls.model_copy(update={"external": str(ext)})})
+    cfg2 = cfg.model_copy(update={"science": cfg.science.model_copy(update={"rusle": rusle})})
+    static2 = static_layers(cfg2, str(tmp_path / "ext"), grid)
+    with rasterio.open(static2["ls"]) as src:
+        assert np.allclose(src.read(1), 3.5)
+
+
+def test_building_the_erosion_graph_computes_nothing(year_run: Any) -> None:
+    from lpqlc.erosion.inputs import r_quarters
+
+    cfg, _, out, landcover = year_run
+    grid = OutputGrid.from_config(cfg)
+    static = static_layers(cfg, str(out), grid)  # cached: no work
+    q = QUARTERS[2]
+    fvc = _fvc_urls(cfg, str(out / "composites"), q, None)  # the composites exist: no work
+    counter = CountingScheduler()
+    with dask.config.set(scheduler=counter):
+        layers = _quarter_layers(cfg, q, grid.geobox(q), static, r_quarters(cfg, [q.year]), landcover, fvc)
+    assert counter.calls == 0
+    assert all(v.chunks is not None for v in layers.values())
+    assert max(max(c) for c in layers["erosion"].chunks) <= cfg.grid.chunk_size
+
+
+def test_cli_erosion_and_its_errors(year_run: Any, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    cfg, _, out, landcover = year_run
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps(cfg.model_dump(mode="json", exclude_none=True)))
+    res = CliRunner().invoke(app, ["erosion", "--config", str(path), "--quarters", f"{YEAR}Q3", "--out", str(tmp_path / "e"),
+                                   "--landcover", landcover, "--composites", str(out / "composites")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "e" / f"{YEAR}Q3").is_dir() and not (tmp_path / "e" / str(YEAR)).exists()
+    assert "0 full year(s)" in res.output and (tmp_path / "e" / "plots" / f"map_{YEAR}Q3.png").exists()
+    with pytest.raises(ConfigError, match="must hold"):
+        run_erosion(cfg, [Quarter(YEAR, 3)], str(tmp_path / "x"), landcover="/no/template.tif")
