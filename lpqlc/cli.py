@@ -252,7 +252,7 @@ def demo(
     end: Annotated[str, typer.Option(help="Last quarter of the sample archive.")] = "2024Q4",
     seed: Annotated[int, typer.Option(help="Sample archive seed.")] = 42,
 ) -> None:
-    """Offline main job on the embedded default: sample archive, search, lazy load on local Dask, quicklooks."""
+    """Offline main job on the embedded default: sample archive → composites → RUSLE erosion, on local Dask."""
     from lpqlc.demo import run_demo
     from lpqlc.sample.archive import SampleSpec
 
@@ -261,7 +261,7 @@ def demo(
     outside = [str(q) for q in qs if not spec.start <= q <= spec.end]
     if outside:
         raise LpqlcError(f"--quarters {','.join(outside)} lie outside the archive's {spec.start}–{spec.end}")
-    with console.status(f"generating the sample archive {spec.start}–{spec.end} and previewing {quarters}…"):
+    with console.status(f"sample archive {spec.start}–{spec.end}, composites of {quarters}, erosion of {qs[-1].year}…"):
         res = run_demo(config, out_dir, spec, qs)
     table = Table(title="lpqlc demo")
     table.add_column("what")
@@ -273,6 +273,10 @@ def demo(
     out.print(table)
     for p in res.pngs:
         out.print(f"quicklook: {p}", soft_wrap=True)
+    if res.erosion is not None:
+        out.print(f"erosion summary: {res.erosion.summary_csv}", soft_wrap=True)
+        for p in res.erosion.plots:
+            out.print(f"erosion plot: {p}", soft_wrap=True)
     out.print(f"static catalog: {res.archive.catalog}", soft_wrap=True)
     search = (
         "import pystac; c = pystac.Catalog.from_file('" + res.archive.catalog + "'); "

@@ -1,8 +1,9 @@
 """The offline main job on the embedded default: sample archive → static-catalog search → lazy quarterly
 median composites (masks, scale/offset, median, count, NDVI, FVC) on the equal-area grid, tile by tile on
-a local Dask cluster → COGs, quicklooks and a summary.
+a local Dask cluster → COGs and quicklooks; then RUSLE erosion of the last quarter's year (land cover:
+the archive's truth maps until the model lands) → erosion COGs, a CSV per subregion and plots.
 
-No server is needed. Later stages (classification, erosion, publishing) join this job as they land.
+No server is needed. Later stages (classification, publishing) join this job as they land.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lpqlc.config import load_config
 from lpqlc.grid import OutputGrid
-from lpqlc.quarter import Quarter
+from lpqlc.quarter import Quarter, quarter_range
 from lpqlc.sample.archive import SampleArchive, SampleSpec, generate
 
 __all__ = ["DemoResult", "run_demo"]
@@ -28,12 +30,14 @@ class DemoResult:
     n_items: int
     pngs: list[str]
     grid_shape: tuple[int, int]
+    erosion: Any = None
 
 
 def run_demo(config: str | Path, out: str | Path, spec: SampleSpec, quarters: list[Quarter]) -> DemoResult:
     """Generate the archive under ``out`` and composite ``quarters`` from it on a local Dask cluster."""
     from lpqlc.cluster import open_client
     from lpqlc.composite.run import run_composite
+    from lpqlc.erosion.run import run_erosion
 
     out = Path(out).absolute()
     archive = generate(str(out / "archive"), spec)
@@ -56,4 +60,9 @@ def run_demo(config: str | Path, out: str | Path, spec: SampleSpec, quarters: li
             shape = (int(gbox.shape.y), int(gbox.shape.x))
             for line in run.report.lines():
                 log.info(line)
-    return DemoResult(archive=archive, quarter=quarters[-1], n_items=n_items, pngs=pngs, grid_shape=shape)
+        year = quarters[-1].year
+        eq = [q for q in quarter_range(f"{year}Q1", f"{year}Q4") if spec.start <= q <= spec.end]
+        erosion = run_erosion(cfg, eq, str(out / "erosion"), landcover=str(Path(archive.truth) / "landcover" / "{quarter}.tif"),
+                              composites=str(out / "composites"), client=client)  # fmt: skip
+    return DemoResult(archive=archive, quarter=quarters[-1], n_items=n_items, pngs=pngs, grid_shape=shape,
+                      erosion=erosion)  # fmt: skip

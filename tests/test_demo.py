@@ -25,13 +25,16 @@ def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     n_items = sum(1 for _ in pystac.Catalog.from_file(str(catalog)).get_items(recursive=True))
     assert n_items > 20
     pngs = sorted((out / "composites").glob("*/quicklook.png"))
-    assert [p.parent.name for p in pngs] == ["2015Q3", "2016Q3"]
+    # the previewed quarters, plus the rest of 2016 that the erosion stage composited for its FVC
+    assert [p.parent.name for p in pngs] == ["2015Q3", "2016Q1", "2016Q2", "2016Q3"]
     for q, res_m in (("2015Q3", 30.0), ("2016Q3", 10.0)):
         tif = next((out / "composites" / q).glob("*/red.tif"))
         with rasterio.open(tif) as src:
             assert src.res == (res_m, res_m) and np.isfinite(src.read(1)).mean() > 0.1  # 2016Q3: S2A only, cloudy
         assert (out / "composites" / q / "norm_stats.json").exists()
-    with Image.open(pngs[1]) as img:
+    assert (out / "erosion" / "2016Q3").is_dir() and (out / "erosion" / "summary.csv").exists()
+    assert "erosion summary:" in res.stdout and (out / "erosion" / "plots" / "map_2016Q3.png").exists()
+    with Image.open(pngs[-1]) as img:
         assert img.width > 200 and len(np.unique(np.asarray(img.convert("L")))) > 50  # a picture, not a blank
     bad = subprocess.run(
         [sys.executable, "-m", "lpqlc.cli", "demo", "--out", str(out), "--start", "2015Q3", "--end", "2016Q3",
