@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -152,3 +153,29 @@ def test_cli_erosion_and_its_errors(year_run: Any, tmp_path: Path) -> None:
     assert "0 full year(s)" in res.output and (tmp_path / "e" / "plots" / f"map_{YEAR}Q3.png").exists()
     with pytest.raises(ConfigError, match="must hold"):
         run_erosion(cfg, [Quarter(YEAR, 3)], str(tmp_path / "x"), landcover="/no/template.tif")
+
+
+@pytest.mark.stack
+def test_erosion_on_workers_from_stac_api_and_s3(s3_archive: SampleArchive, stack: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Inputs from the STAC API and the bucket, outputs to the bucket, worker processes without GDAL S3
+    settings in their environment."""
+    from dask.distributed import Client, LocalCluster
+
+    from lpqlc.storage import exists, read_bytes
+
+    for var in ("AWS_S3_ENDPOINT", "AWS_VIRTUAL_HOSTING", "AWS_HTTPS", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = small_config(stac_api=stack.stac_api, storage=f"s3://{stack.bucket}/out", endpoint_url=stack.s3_endpoint)
+    out = f"s3://{stack.bucket}/erosion"
+    landcover = f"{s3_archive.truth}/landcover/{{quarter}}.tif"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:  # fmt: skip
+        run = run_erosion(cfg, [Quarter(2022, 1)], out, landcover=landcover, client=client)
+    assert run.years == [] and len(run.tiles) == 4
+    for t in run.tiles:
+        assert exists(f"{out}/2022Q1/{t}/erosion.tif", stack.s3_endpoint)
+    assert exists(f"{out}/static/ls.tif", stack.s3_endpoint)
+    table = pd.read_csv(io.BytesIO(read_bytes(run.summary_csv, stack.s3_endpoint)))
+    whole = table[(table.subregion == "ALL") & (table.period == "Q1")].iloc[0]
+    assert whole.area_km2 > 1 and np.isfinite(whole.mean_erosion)

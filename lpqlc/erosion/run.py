@@ -40,7 +40,7 @@ from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.preview import mosaic_tiles
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
-from lpqlc.storage import exists, parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import exists, gdal_env, parse_storage_url, read_bytes, write_bytes
 
 __all__ = ["ErosionRun", "run_erosion", "static_layers", "FACTORS"]
 
@@ -190,7 +190,11 @@ def run_erosion(
     """RUSLE for ``quarters`` over the AOI, written under ``out`` (see the module doc)."""
     if "{quarter}" not in landcover:
         raise ConfigError(f"--landcover {landcover!r} must hold {{quarter}}, e.g. truth/landcover/{{quarter}}.tif")
+    import odc.stac
+
     endpoint = cfg.storage.endpoint_url
+    # captured into every odc-stac load task: the GDAL environment travels with the tasks
+    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
     prefix = parse_storage_url(out, what="--out").url.rstrip("/")
     comp_dir = composites or f"{prefix}/composites"
     grid = OutputGrid.from_config(cfg)
