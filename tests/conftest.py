@@ -41,14 +41,17 @@ def small_bbox(margin_m: float = 60.0) -> tuple[float, float, float, float]:
 
 
 def small_config(catalog: str | None = None, *, stac_api: str | None = None, flavour: str = "earth-search",
-                 storage: str = "/tmp/lpqlc-unused", endpoint_url: str | None = None, **science: Any) -> PipelineConfig:  # fmt: skip
-    """The sample pipeline over the SMALL world, reading ``catalog`` or ``stac_api``."""
+                 storage: str = "/tmp/lpqlc-unused", endpoint_url: str | None = None, landsat_only: bool = False,
+                 **science: Any) -> PipelineConfig:  # fmt: skip
+    """The sample pipeline over the SMALL world, reading ``catalog`` or ``stac_api``; ``landsat_only``
+    makes Landsat the sensor of every era (to composite Landsat in the Sentinel-2 years)."""
     doc: dict[str, Any] = {
         "name": "small",
         "aoi": {"name": "small", "bbox": list(small_bbox())},
         "period": {"start": str(SMALL.start), "end": str(SMALL.end)},
         "grid": {"tile_size": 128, "chunk_size": 64},
-        "sources": {"catalog": catalog, "stac_api": stac_api, "flavour": flavour, "max_cloud_cover": 100},
+        "sources": {"catalog": catalog, "stac_api": stac_api, "flavour": flavour, "max_cloud_cover": 100,
+                    **({"sensors": [{"start": "1984Q1", "sensor": "landsat"}]} if landsat_only else {})},
         "storage": {"url": storage, "endpoint_url": endpoint_url},
         "cluster": {"n_workers": 2, "threads_per_worker": 1, "memory_limit": "2GiB"},
         "science": science,

@@ -43,10 +43,7 @@ class CountingScheduler:
 
 
 def _landsat_cfg(catalog: str, **kw: Any) -> Any:
-    cfg = small_config(catalog, **kw)
-    sensors = ({"start": "1984Q1", "sensor": "landsat"},)
-    return cfg.model_copy(update={"sources": cfg.sources.model_copy(update={"sensors": tuple(
-        type(cfg.sources.sensors[0]).model_validate(s) for s in sensors)})})  # fmt: skip
+    return small_config(catalog, landsat_only=True, **kw)
 
 
 def _composite(cfg: Any, quarter: Quarter) -> Any:

@@ -69,9 +69,7 @@ def test_items_missing_an_asset_are_dropped_with_the_asset_named(small_archive: 
     doc = json.loads(path.read_text())
     del doc["assets"]["swir16"]
     path.write_text(json.dumps(doc))
-    cfg = small_config(str(copy / "catalog.json"))
-    cfg = cfg.model_copy(update={"sources": cfg.sources.model_copy(update={"sensors": (
-        type(cfg.sources.sensors[0]).model_validate({"start": "1984Q1", "sensor": "landsat"}),)})})  # fmt: skip
+    cfg = small_config(str(copy / "catalog.json"), landsat_only=True)
     res = search_quarter(cfg, Q4)
     assert victim not in [it.id for it in res.items]
     assert [d.reason for d in res.report.dropped if d.item_id == victim] == ["missing assets: swir16"]
