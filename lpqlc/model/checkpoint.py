@@ -1,0 +1,70 @@
+"""Checkpoints: weights, the network config, the class map, normalisation statistics and provenance,
+in one torch file at a local path or an ``s3://`` URL (written atomically, loaded without pickle code)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from lpqlc.composite.normalise import NormStats
+from lpqlc.errors import LpqlcError
+from lpqlc.model.hrformer import HRFormer, HRFormerConfig
+from lpqlc.storage import read_bytes, write_bytes
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
+
+FORMAT = "lpqlc-ccts-1"
+
+
+@dataclass
+class Checkpoint:
+    """A trained (or training) model and everything needed to use it.
+
+    ``classes``: output channel index → class code (e.g. WorldCover 10 …); ``bands``: input band
+    order; ``provenance``: free-form facts (stage, epoch, config hash, data, seed, versions).
+    """
+
+    model: HRFormer
+    classes: list[int]
+    bands: list[str]
+    norm: NormStats
+    provenance: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] | None = None
+
+
+def save_checkpoint(ckpt: Checkpoint, url: str, endpoint_url: str | None = None) -> None:
+    """Write ``ckpt`` to ``url`` (readers see the old file or the whole new one)."""
+    doc = {
+        "format": FORMAT,
+        "state_dict": ckpt.model.state_dict(),
+        "model_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(ckpt.model.cfg).items()},
+        "classes": list(ckpt.classes),
+        "bands": list(ckpt.bands),
+        "norm": {"mean": ckpt.norm.mean, "std": ckpt.norm.std, "n": ckpt.norm.n, "source": ckpt.norm.source},
+        "provenance": ckpt.provenance,
+        "optimizer": ckpt.optimizer,
+    }
+    buf = io.BytesIO()
+    torch.save(doc, buf)
+    write_bytes(url, buf.getvalue(), endpoint_url)
+
+
+def load_checkpoint(url: str, endpoint_url: str | None = None, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
+    blob = read_bytes(url, endpoint_url)
+    try:
+        doc = torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 — torch raises many kinds for a bad file
+        raise LpqlcError(f"{url}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise LpqlcError(f"{url}: not an lpqlc checkpoint (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+    mc = {k: tuple(v) if isinstance(v, list) else v for k, v in doc["model_config"].items()}
+    model = HRFormer(HRFormerConfig(**mc))
+    model.load_state_dict(doc["state_dict"])
+    n = doc["norm"]
+    return Checkpoint(model=model, classes=list(doc["classes"]), bands=list(doc["bands"]),
+                      norm=NormStats(mean=n["mean"], std=n["std"], n=n["n"], source=n["source"]),
+                      provenance=dict(doc["provenance"]), optimizer=doc.get("optimizer"))  # fmt: skip
