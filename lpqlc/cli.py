@@ -242,6 +242,61 @@ def erosion(
         out.print(f"plot: {p}", soft_wrap=True)
 
 
+# ------------------------------------------------------------------------------------ model
+@app.command("train")
+def train_cmd(
+    config: Annotated[Path, typer.Option(help="Pipeline YAML (science.ccts holds the hyper-parameters).")],
+    out_url: Annotated[str, typer.Option("--out", help="Folder for checkpoints and loss logs (path or s3://).")],
+    stages: Annotated[str, typer.Option(help="CCTS stages, in order.")] = "contrastive,supervised,refine",
+    composites: Annotated[str | None, typer.Option(help="Composites folder (default STORAGE/composites; made if missing).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when present).")] = None,
+) -> None:
+    """Train the CCTS model (HRFormer) on the composites; resumes from its checkpoints."""
+    from lpqlc.cluster import open_client
+    from lpqlc.config import load_config
+    from lpqlc.model.jobs import train_job
+
+    cfg = load_config(config)
+    names = tuple(s.strip() for s in stages.split(",") if s.strip())
+    with open_client(cfg.cluster) as client, _progress() as bar:
+        task = bar.add_task("train", total=None, last="")
+
+        def tick(stage: str, epoch: int, epochs: int, loss: float) -> None:
+            bar.update(task, description=f"{stage}", completed=epoch, total=epochs, last=f"loss {loss:.4f}")
+
+        res = train_job(cfg, names, out_url, composites=composites, device=device, client=client, progress=tick)
+    out.print(f"checkpoint: {res.checkpoint} (trained on {res.device})", soft_wrap=True)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[str, typer.Option(help="Checkpoint path or s3:// URL.")],
+    config: Annotated[Path, typer.Option(help="Pipeline YAML.")],
+    quarters: Annotated[str, typer.Option(help="Quarters to score, e.g. 2022Q1:2022Q4.")],
+    truth: Annotated[str | None, typer.Option(help="Reference rasters: a template with {quarter}.")] = None,
+    points: Annotated[str | None, typer.Option(help="Reference points CSV: x, y (lon/lat), time, class.")] = None,
+    report: Annotated[str | None, typer.Option(help="Write the report JSON here.")] = None,
+    composites: Annotated[str | None, typer.Option(help="Composites folder (default STORAGE/composites).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+) -> None:
+    """Accuracy (OA, Kappa, FWIoU, confusion, PA/UA/IoU) and the flip rate on unchanged pixels."""
+    from lpqlc.cluster import open_client
+    from lpqlc.config import load_config
+    from lpqlc.model.evaluate import format_table
+    from lpqlc.model.jobs import evaluate_job, write_report
+
+    cfg = load_config(config)
+    qs = _quarters(quarters, "--quarters")
+    with open_client(cfg.cluster) as client:
+        rep = evaluate_job(cfg, model, qs, truth=truth, points=points, composites=composites, device=device, client=client)
+    out.print(format_table(rep.overall, rep.names), markup=False, highlight=False)
+    out.print("OA per quarter: " + ", ".join(f"{q} {v:.4f}" for q, v in rep.per_quarter.items()), soft_wrap=True)
+    out.print(f"flip rate on truly unchanged pixels: {rep.flip_rate:.4f} ({rep.flip_pixels} pixel-steps)")
+    if report:
+        write_report(rep, report, cfg.storage.endpoint_url)
+        out.print(f"report: {report}", soft_wrap=True)
+
+
 # ------------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo(

@@ -158,6 +158,26 @@ class CCTSConfig(Frozen):
     feature_dropout: float = Field(0.5, ge=0, lt=1)
     attention_window: int = 7
     mlp_ratio: int = 4
+    #: Network size: T, S, B (the paper's) or small (trains on a CPU in minutes).
+    size: Literal["T", "S", "B", "small"] = "small"
+    #: Training tiles (pixels square) and batch size; the paper used 256 px.
+    tile_size: int = Field(64, ge=32)
+    batch_size: int = Field(8, ge=2)
+    learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    #: Epochs per stage and optimiser steps per epoch.
+    epochs: dict[str, int] = Field(default_factory=lambda: {"contrastive": 3, "supervised": 8, "refine": 4})
+    steps_per_epoch: int = Field(25, ge=1)
+    #: Embedding size of the contrastive projection head.
+    projection_dim: int = Field(64, ge=8)
+    #: Quarters whose composites form the unlabelled set (besides the label year's other quarters).
+    unlabelled_quarters: str = "2019Q1:2023Q4"
+    seed: int = 0
+    #: Mixed precision (bfloat16 autocast) when training on CUDA.
+    amp: bool = True
+    #: Sliding-window inference: tile and overlap (pixels) so seams do not show.
+    predict_tile: int = Field(256, ge=32)
+    predict_overlap: int = Field(32, ge=0)
     #: Stream widths at 1/4, 1/8, 1/16, 1/32 resolution of the paper's HRFormer sizes.
     widths: dict[str, tuple[int, int, int, int]] = Field(
         default_factory=lambda: {

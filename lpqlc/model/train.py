@@ -1,0 +1,245 @@
+"""The three CCTS training stages (SCIENCE.md §1) with checkpoints, resume and loss logs.
+
+1. ``contrastive``: the encoder's pooled embeddings of one tile at two quarters are a positive pair
+   (InfoNCE, temperature τ), through a projection head that is discarded after the stage.
+2. ``supervised``: pixel-wise cross-entropy on the labelled set (class-balanced tiles).
+3. ``refine``: for unlabelled x, p^u = softmax(model(x)) without gradient is the pseudo-label;
+   L_ic against the prediction of a perturbed image (geometry applied to p^u too), L_fp against the
+   decoding of the encoder features with half the channels dropped (Dropout2d 0.5), both masked by
+   confidence ≥ λ; L = ½ L_seg + ¼ L_ic + ¼ L_fp.
+
+Each stage writes ``<out>/<stage>.pt`` when done, and ``<out>/latest.pt`` after every epoch; a rerun
+skips finished stages and resumes an unfinished one from its last epoch. Losses go to
+``<out>/losses.csv`` and ``<out>/losses.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lpqlc import __version__
+from lpqlc.config import PipelineConfig
+from lpqlc.errors import LpqlcError
+from lpqlc.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from lpqlc.model.data import Sampler, TrainingData
+from lpqlc.model.hrformer import HRFormer, hrformer_config
+from lpqlc.model.losses import IGNORE, info_nce, intra_loss, masked_consistency
+from lpqlc.model.perturb import Perturb, perturb
+from lpqlc.storage import exists, read_bytes, write_bytes
+
+__all__ = ["STAGES", "TrainResult", "train", "pick_device"]
+
+log = logging.getLogger(__name__)
+
+STAGES = ("contrastive", "supervised", "refine")
+
+
+@dataclass
+class TrainResult:
+    checkpoint: str
+    losses: list[dict[str, Any]]
+    device: str
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if prefer:
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _autocast(device: torch.device, enabled: bool) -> Any:
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+def _t(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+
+def _contrastive_step(model: HRFormer, proj: nn.Module, s: Sampler, n: int, tau: float, dev: torch.device,
+                      amp: bool) -> dict[str, torch.Tensor]:  # fmt: skip
+    x, loc = s.pairs(n)
+    with _autocast(dev, amp):
+        z = proj(model.encode(_t(x, dev)).mean(dim=(-2, -1)))
+    return {"loss": info_nce(z, _t(loc, dev), tau)}
+
+
+def _supervised_step(model: HRFormer, s: Sampler, n: int, dev: torch.device, amp: bool) -> dict[str, torch.Tensor]:
+    x, y = s.labelled(n)
+    with _autocast(dev, amp):
+        logits = model(_t(x, dev))
+    return {"loss": F.cross_entropy(logits.float(), _t(y, dev), ignore_index=IGNORE)}
+
+
+def _refine_step(model: HRFormer, s: Sampler, n: int, cfg: Any, dev: torch.device, gen: torch.Generator,
+                 amp: bool) -> dict[str, torch.Tensor]:  # fmt: skip
+    xl, yl = s.labelled(n)
+    xu, vu = s.unlabelled_batch(n)
+    xu_t, vu_t = _t(xu, dev), _t(vu, dev)
+    with _autocast(dev, amp):
+        l_seg = F.cross_entropy(model(_t(xl, dev)).float(), _t(yl, dev), ignore_index=IGNORE)
+        with torch.no_grad():
+            p_u = torch.softmax(model(xu_t).float(), dim=1)
+        xi, pi, vi = perturb(xu_t, p_u, vu_t, gen, Perturb())
+        l_ic = masked_consistency(model(xi), pi, cfg.confidence_threshold, vi)
+        feats = F.dropout2d(model.encode(xu_t), p=cfg.feature_dropout, training=True)
+        l_fp = masked_consistency(model.decode(feats, tuple(xu.shape[-2:])), p_u, cfg.confidence_threshold, vu_t)
+    loss = intra_loss(l_seg, l_ic, l_fp, (cfg.weight_seg, cfg.weight_ic, cfg.weight_fp))
+    return {"loss": loss, "seg": l_seg, "ic": l_ic, "fp": l_fp}
+
+
+def _plot_losses(rows: list[dict[str, Any]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for stage in STAGES:
+        pts = [(i, r["loss"]) for i, r in enumerate(rows) if r["stage"] == stage]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=stage)
+    ax.set_xlabel("epoch (all stages)")
+    ax.set_ylabel("mean loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _read_losses(url: str, endpoint: str | None) -> list[dict[str, Any]]:
+    if not exists(url, endpoint):
+        return []
+    rows = list(csv.DictReader(io.StringIO(read_bytes(url, endpoint).decode())))
+    return [{k: (v if k == "stage" else float(v)) for k, v in r.items() if v != ""} for r in rows]
+
+
+def train(
+    cfg: PipelineConfig,
+    data: TrainingData,
+    out: str,
+    *,
+    stages: tuple[str, ...] = STAGES,
+    device: str | None = None,
+    progress: Callable[[str, int, int, float], None] | None = None,
+) -> TrainResult:
+    """Run the CCTS ``stages`` in order on ``data``; checkpoints and logs under ``out`` (path or s3://)."""
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise LpqlcError(f"unknown training stage(s) {bad}: choose from {list(STAGES)}")
+    cc = cfg.science.ccts
+    endpoint = cfg.storage.endpoint_url
+    dev = pick_device(device)
+    _seed(cc.seed)
+    model = HRFormer(hrformer_config(cc.size, in_channels=len(data.bands), num_classes=len(data.classes),
+                                     window=cc.attention_window, mlp_ratio=cc.mlp_ratio))  # fmt: skip
+    losses_url, plot_url = f"{out}/losses.csv", f"{out}/losses.png"
+    rows = _read_losses(losses_url, endpoint)
+    start_epoch: dict[str, int] = {}
+    latest = f"{out}/latest.pt"
+    finished = [s for s in stages if exists(f"{out}/{s}.pt", endpoint)]
+    todo = [s for s in stages if s not in finished]
+    resumed = False
+    if todo and exists(latest, endpoint):  # resume an interrupted stage from its last epoch
+        ck = load_checkpoint(latest, endpoint)
+        if ck.provenance.get("stage") == todo[0]:
+            model.load_state_dict(ck.model.state_dict())
+            start_epoch[todo[0]] = int(ck.provenance.get("epoch", -1)) + 1
+            resumed = True
+            log.info("resuming %s from epoch %d (%s)", todo[0], start_epoch[todo[0]], latest)
+    if not resumed and finished:  # start from the last finished stage
+        model.load_state_dict(load_checkpoint(f"{out}/{finished[-1]}.pt", endpoint).model.state_dict())
+    rows = [r for r in rows if r["stage"] in finished or (r["stage"] in start_epoch and r["epoch"] < start_epoch[r["stage"]])]
+    model.to(dev)
+    sampler = Sampler(data, cc.tile_size, cc.seed)
+    gen = torch.Generator(device=dev).manual_seed(cc.seed) if dev.type == "cuda" else torch.Generator().manual_seed(cc.seed)
+    done_any = ""
+    for stage in stages:
+        final = f"{out}/{stage}.pt"
+        if stage in finished:
+            log.info("stage %s already trained (%s): skipped", stage, final)
+            done_any = final
+            continue
+        epochs = cc.epochs.get(stage, 0)
+        proj = nn.Sequential(nn.Linear(model.features, model.features), nn.ReLU(), nn.Linear(model.features, cc.projection_dim)).to(dev)
+        params = list(model.parameters()) + (list(proj.parameters()) if stage == "contrastive" else [])
+        opt = torch.optim.AdamW(params, lr=cc.learning_rate, weight_decay=cc.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * cc.steps_per_epoch))
+        first = start_epoch.get(stage, 0)
+        for _ in range(first * cc.steps_per_epoch):
+            sched.step()
+        for epoch in range(first, epochs):
+            model.train()
+            sums: dict[str, float] = {}
+            for _step in range(cc.steps_per_epoch):
+                if stage == "contrastive":
+                    parts = _contrastive_step(model, proj, sampler, cc.batch_size, cc.temperature, dev, cc.amp)
+                elif stage == "supervised":
+                    parts = _supervised_step(model, sampler, cc.batch_size, dev, cc.amp)
+                else:
+                    parts = _refine_step(model, sampler, cc.batch_size, cc, dev, gen, cc.amp)
+                opt.zero_grad(set_to_none=True)
+                parts["loss"].backward()
+                opt.step()
+                sched.step()
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+            row = {"stage": stage, "epoch": epoch, **{k: v / cc.steps_per_epoch for k, v in sums.items()}}
+            rows.append(row)
+            log.info("%s epoch %d: %s", stage, epoch, {k: round(v, 4) for k, v in row.items() if k not in ("stage", "epoch")})
+            if progress:
+                progress(stage, epoch + 1, epochs, float(row["loss"]))
+            ck = _checkpoint(model, data, cfg, stage, epoch, dev)
+            save_checkpoint(ck, latest, endpoint)
+            _write_logs(rows, losses_url, plot_url, endpoint)
+        ck = _checkpoint(model, data, cfg, stage, epochs - 1, dev)
+        save_checkpoint(ck, final, endpoint)
+        save_checkpoint(ck, latest, endpoint)
+        done_any = final
+    if not done_any:
+        raise LpqlcError("no stage was trained")
+    return TrainResult(checkpoint=done_any, losses=rows, device=str(dev))
+
+
+def _checkpoint(model: HRFormer, data: TrainingData, cfg: PipelineConfig, stage: str, epoch: int,
+                dev: torch.device) -> Checkpoint:  # fmt: skip
+    cpu = HRFormer(model.cfg)
+    cpu.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    return Checkpoint(
+        model=cpu, classes=list(data.classes), bands=list(data.bands), norm=data.norm,
+        provenance={
+            "stage": stage, "epoch": epoch, "device": str(dev), "lpqlc": __version__, "torch": str(torch.__version__),
+            "python": platform.python_version(), "config": cfg.name, "seed": cfg.science.ccts.seed,
+            "quarters": [str(q) for q in data.quarters], "labelled": [str(data.quarters[i]) for i in data.labelled],
+            "ccts": cfg.science.ccts.model_dump(mode="json"),
+        },
+    )  # fmt: skip
+
+
+def _write_logs(rows: list[dict[str, Any]], csv_url: str, png_url: str, endpoint: str | None) -> None:
+    keys = ["stage", "epoch", "loss", "seg", "ic", "fp"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (int(r[k]) if k == "epoch" else r[k]) for k in keys if k in r})
+    write_bytes(csv_url, buf.getvalue().encode(), endpoint)
+    write_bytes(png_url, _plot_losses(rows), endpoint)

@@ -1,0 +1,80 @@
+"""CCTS training and evaluation: metrics on known matrices, and a tiny end-to-end run with resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lpqlc.model.evaluate import accuracy, confusion, flip_rate, format_table
+from lpqlc.sample.archive import SampleArchive
+
+from .conftest import small_config
+
+
+def test_accuracy_on_a_known_confusion_matrix() -> None:
+    cm = np.array([[50, 10], [5, 35]])
+    acc = accuracy(cm, [10, 30])
+    assert acc.oa == pytest.approx(0.85)
+    pe = (60 * 55 + 40 * 45) / 100**2
+    assert acc.kappa == pytest.approx((0.85 - pe) / (1 - pe))
+    iou = np.array([50 / (60 + 55 - 50), 35 / (40 + 45 - 35)])
+    assert np.allclose(acc.iou, iou) and acc.fwiou == pytest.approx(0.6 * iou[0] + 0.4 * iou[1])
+    assert np.allclose(acc.pa, [50 / 60, 35 / 40]) and np.allclose(acc.ua, [50 / 55, 35 / 45])
+    assert "OA 0.8500" in format_table(acc, {10: "Forest", 30: "Grassland"})
+
+
+def test_confusion_ignores_nodata_and_flip_rate_counts_unchanged_only() -> None:
+    truth = np.array([10, 10, 30, 0, 30], np.uint8)
+    pred = np.array([10, 30, 30, 10, 0], np.uint8)
+    assert confusion(truth, pred, [10, 30]).tolist() == [[1, 1], [0, 1]]
+    t = np.array([[10, 10, 30], [10, 30, 30]], np.uint8)[:, None]  # (T=2, 1, 3)
+    p = np.array([[10, 30, 30], [30, 30, 30]], np.uint8)[:, None]
+    rate, n = flip_rate(t, p)
+    assert n == 2 and rate == pytest.approx(0.5)  # pixel 0 unchanged & flipped, pixel 2 unchanged & stable
+
+
+def test_two_step_training_resume_and_evaluation(small_archive: SampleArchive, tmp_path: Path) -> None:
+    from lpqlc.model.checkpoint import load_checkpoint
+    from lpqlc.model.jobs import evaluate_job, train_job, write_report
+
+    cfg = small_config(small_archive.catalog, storage=str(tmp_path / "store"),
+                       ccts={"tile_size": 32, "batch_size": 2, "steps_per_epoch": 2, "size": "small",
+                             "epochs": {"contrastive": 1, "supervised": 2, "refine": 1},
+                             "unlabelled_quarters": "2022Q1:2022Q1", "confidence_threshold": 0.0},
+                       landcover={"label_year": 2021})  # fmt: skip
+    out = str(tmp_path / "model")
+    ticks: list[Any] = []
+    res = train_job(cfg, ("contrastive", "supervised", "refine"), out, progress=lambda *a: ticks.append(a))
+    assert res.checkpoint.endswith("refine.pt") and res.device == "cpu"
+    assert [t[0] for t in ticks] == ["contrastive", "supervised", "supervised", "refine"]
+    rows = list(csv.DictReader(open(tmp_path / "model" / "losses.csv")))
+    assert [r["stage"] for r in rows] == ["contrastive", "supervised", "supervised", "refine"]
+    assert all(np.isfinite(float(r["loss"])) for r in rows) and rows[-1]["ic"] != ""
+    assert (tmp_path / "model" / "losses.png").read_bytes()[:4] == b"\x89PNG"
+    ck = load_checkpoint(res.checkpoint)
+    assert ck.provenance["stage"] == "refine" and ck.provenance["labelled"] == ["2021Q4"]
+    assert ck.classes == [10, 20, 30, 40, 50, 60, 80, 90] and set(ck.norm.mean) == set(ck.bands)
+    # a rerun finds every stage done and trains nothing more
+    before = (tmp_path / "model" / "refine.pt").stat().st_mtime_ns
+    again = train_job(cfg, ("contrastive", "supervised", "refine"), out)
+    assert again.checkpoint == res.checkpoint and (tmp_path / "model" / "refine.pt").stat().st_mtime_ns == before
+    assert len(again.losses) == 4
+    # evaluation against the truth rasters, then against points taken from them
+    truth = str(Path(small_archive.truth) / "landcover" / "{quarter}.tif")
+    from lpqlc.quarter import Quarter
+
+    rep = evaluate_job(cfg, res.checkpoint, [Quarter(2021, 4), Quarter(2022, 1)], truth=truth)
+    d = rep.to_dict()
+    assert 0 <= d["overall"]["oa"] <= 1 and d["overall"]["n"] > 1000 and set(d["oa_per_quarter"]) == {"2021Q4", "2022Q1"}
+    assert 0 <= rep.flip_rate <= 1 and rep.flip_pixels > 0
+    write_report(rep, str(tmp_path / "report.json"), None)
+    assert json.loads((tmp_path / "report.json").read_text())["overall"]["confusion"]
+    pts = tmp_path / "points.csv"
+    pts.write_text("x,y,time,class\n110.505,36.595,2022Q1,30\n110.506,36.594,2022-02-10,40\n0,0,2022Q1,10\n")
+    rep2 = evaluate_job(cfg, res.checkpoint, [Quarter(2022, 1)], points=str(pts))
+    assert rep2.overall.n == 2  # the third point lies outside the area
