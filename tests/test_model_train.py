@@ -78,3 +78,12 @@ def test_two_step_training_resume_and_evaluation(small_archive: SampleArchive, t
     pts.write_text("x,y,time,class\n110.505,36.595,2022Q1,30\n110.506,36.594,2022-02-10,40\n0,0,2022Q1,10\n")
     rep2 = evaluate_job(cfg, res.checkpoint, [Quarter(2022, 1)], points=str(pts))
     assert rep2.overall.n == 2  # the third point lies outside the area
+    # the same points as GeoParquet (WKB point geometry)
+    import pandas as pd
+    import shapely
+
+    table = pd.read_csv(pts, dtype={"time": str})
+    geo = table.assign(geometry=shapely.to_wkb(shapely.points(table.x, table.y))).drop(columns=["x", "y"])
+    geo.to_parquet(tmp_path / "points.parquet")
+    rep3 = evaluate_job(cfg, res.checkpoint, [Quarter(2022, 1)], points=str(tmp_path / "points.parquet"))
+    assert rep3.overall.confusion.tolist() == rep2.overall.confusion.tolist()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -84,11 +83,24 @@ def _in_quarter(time: str, q: Quarter) -> bool:
 
 
 def _points(url: str, endpoint: str | None) -> list[dict[str, str]]:
-    rows = list(csv.DictReader(io.StringIO(read_bytes(url, endpoint).decode())))
+    """Reference points from CSV or (Geo)Parquet: columns x, y (lon/lat) — or a WKB point ``geometry``
+    in EPSG:4326 — plus time (a quarter label or a date) and class (the class code)."""
+    import pandas as pd
+
+    blob = read_bytes(url, endpoint)
+    if url.endswith((".parquet", ".geoparquet")):
+        table = pd.read_parquet(io.BytesIO(blob))
+        if {"x", "y"} - set(table.columns) and "geometry" in table.columns:
+            import shapely
+
+            pts = shapely.from_wkb(table["geometry"].to_numpy())
+            table = table.assign(x=shapely.get_x(pts), y=shapely.get_y(pts))
+    else:
+        table = pd.read_csv(io.BytesIO(blob), dtype={"time": str})
     need = {"x", "y", "time", "class"}
-    if not rows or not need <= set(rows[0]):
-        raise LpqlcError(f"{url}: reference points need the columns {sorted(need)} (x, y in lon/lat)")
-    return rows
+    if table.empty or not need <= set(table.columns):
+        raise LpqlcError(f"{url}: reference points need the columns {sorted(need)} (x, y in lon/lat, or a geometry)")
+    return [{k: str(v) for k, v in r.items()} for r in table[sorted(need)].to_dict("records")]
 
 
 def evaluate_job(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], *, truth: str | None = None,
