@@ -297,6 +297,33 @@ def evaluate_cmd(
         out.print(f"report: {report}", soft_wrap=True)
 
 
+@app.command("classify")
+def classify_cmd(
+    config: Annotated[Path, typer.Option(help="Pipeline YAML.")],
+    model: Annotated[str, typer.Option(help="Checkpoint path or s3:// URL.")],
+    quarters: Annotated[str, typer.Option(help="Quarters, e.g. 2016Q1:2024Q4.")],
+    out_url: Annotated[str, typer.Option("--out", help="Output folder: local path or s3://bucket/prefix.")],
+    composites: Annotated[str | None, typer.Option(help="Composites folder (default STORAGE/composites; made if missing).")] = None,
+) -> None:
+    """Chunk-wise inference on Dask (model once per worker, GPU workers when present) and the
+    5-quarter temporal refinement: raw and refined class COGs plus confidence."""
+    from lpqlc.classify.run import run_classify
+    from lpqlc.cluster import open_client
+    from lpqlc.config import load_config
+
+    cfg = load_config(config)
+    qs = _quarters(quarters, "--quarters")
+    with open_client(cfg.cluster) as client, _progress() as bar:
+        task = bar.add_task("classify", total=None, last="")
+
+        def tick(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total, last="")
+
+        run = run_classify(cfg, model, qs, out_url, composites=composites, client=client, progress=tick)
+    out.print(f"classified {len(run.quarters)} quarter(s) on {'GPU' if run.gpu else 'CPU'} workers: "
+              f"{run.prefix}/raw, {run.prefix}/refined", soft_wrap=True)  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo(

@@ -1,7 +1,10 @@
-"""The Dask cluster a pipeline runs on: a local one (default) or an existing scheduler's address.
+"""The Dask cluster a pipeline runs on: a local one (default), the dask-kubernetes operator's
+``KubeCluster`` (a CPU worker group and an optional GPU worker group), or an existing scheduler.
 
-The Kubernetes operator (``cluster.kind: kubernetes``) belongs here too; until it lands, that kind is
-refused with a clear error rather than silently run locally.
+GPU workers declare the Dask resource ``GPU=1`` (``--resources GPU=1``) and request ``nvidia.com/gpu``;
+inference asks for ``GPU`` only when the cluster has such workers (:func:`has_gpu_workers`).
+:func:`cluster_spec` and :func:`gpu_worker_group_spec` are the one source of the cluster's shape:
+the Kubernetes manifests are rendered from them too.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ from typing import Any
 import dask
 
 from lpqlc.config.pipeline import ClusterConfig
-from lpqlc.errors import ConfigError
 
-__all__ = ["open_client", "compute_bounded"]
+__all__ = ["open_client", "compute_bounded", "cluster_spec", "gpu_worker_group_spec", "has_gpu_workers"]
 
 
 @contextmanager
@@ -36,7 +38,83 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
         with Client(cfg.address) as client:
             yield client
     else:
-        raise ConfigError("cluster.kind 'kubernetes' is not available in this version: use local or address")
+        from dask_kubernetes.operator import KubeCluster
+
+        k = cfg.kubernetes
+        with KubeCluster(namespace=k.namespace, custom_cluster_spec=cluster_spec(cfg)) as cluster:
+            if k.gpu_workers.replicas:
+                cluster.add_worker_group(name="gpu", n_workers=k.gpu_workers.replicas,
+                                         custom_spec=gpu_worker_group_spec(cfg)["spec"]["worker"])  # fmt: skip
+            with Client(cluster) as client:
+                yield client
+
+
+def _resources(group: Any) -> dict[str, dict[str, str]]:
+    req = {"cpu": group.cpu, "memory": group.memory}
+    lim = dict(req)
+    if group.gpus:
+        lim["nvidia.com/gpu"] = str(group.gpus)
+        req["nvidia.com/gpu"] = str(group.gpus)
+    return {"requests": req, "limits": lim}
+
+
+def _no_null_env(pod: dict[str, Any]) -> None:
+    for c in pod.get("containers", []):
+        if c.get("env") is None:
+            c["env"] = []
+
+
+def cluster_spec(cfg: ClusterConfig, name: str = "lpqlc") -> dict[str, Any]:
+    """The ``DaskCluster`` (kubernetes.dask.org/v1) of the config: scheduler + the CPU worker group."""
+    from dask_kubernetes.operator import make_cluster_spec
+
+    k = cfg.kubernetes
+    w = k.cpu_workers
+    spec: dict[str, Any] = make_cluster_spec(
+        name=name, image=k.image, n_workers=w.replicas, resources=_resources(w),
+        worker_command=["dask-worker", "--nthreads", str(cfg.threads_per_worker), "--memory-limit", w.memory.replace("Gi", "GiB")],
+    )  # fmt: skip
+    spec["metadata"]["namespace"] = k.namespace
+    _no_null_env(spec["spec"]["worker"]["spec"])
+    _no_null_env(spec["spec"]["scheduler"]["spec"])
+    pod = spec["spec"]["worker"]["spec"]
+    if w.node_selector:
+        pod["nodeSelector"] = dict(w.node_selector)
+    sched = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    sched["resources"] = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+    return spec
+
+
+def gpu_worker_group_spec(cfg: ClusterConfig, cluster: str = "lpqlc") -> dict[str, Any]:
+    """The ``DaskWorkerGroup`` of GPU workers: ``nvidia.com/gpu``, a toleration, a node selector and the
+    Dask resource ``GPU=1``."""
+    from dask_kubernetes.operator import make_worker_spec
+
+    k = cfg.kubernetes
+    g = k.gpu_workers
+    worker = make_worker_spec(
+        image=k.image, n_workers=g.replicas, resources=_resources(g),
+        worker_command=["dask-worker", "--nthreads", "1", "--resources", f"GPU={g.gpus or 1}",
+                        "--memory-limit", g.memory.replace("Gi", "GiB")],
+    )  # fmt: skip
+    pod = worker["spec"]
+    _no_null_env(pod)
+    pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    pod["nodeSelector"] = dict(g.node_selector) or {"nvidia.com/gpu.present": "true"}
+    return {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskWorkerGroup",
+        "metadata": {"name": f"{cluster}-gpu", "namespace": k.namespace},
+        "spec": {"cluster": cluster, "worker": worker},
+    }
+
+
+def has_gpu_workers(client: Any) -> bool:
+    """Whether any worker of ``client``'s cluster declares the Dask resource ``GPU``."""
+    if client is None:
+        return False
+    info = client.scheduler_info().get("workers", {})
+    return any("GPU" in (w.get("resources") or {}) for w in info.values())
 
 
 def compute_bounded(tasks: list[Any], client: Any, tick: Callable[[], None]) -> list[Any]:

@@ -1,0 +1,136 @@
+"""The ``lpqlc classify`` job: composites → chunk-wise inference on Dask → raw class and confidence
+COGs per quarter → 5-quarter temporal refinement → refined class COGs.
+
+Layout under the output URL::
+
+    raw/<YYYYQn>/<tile>/{class,confidence}.tif     per-quarter prediction (confidence: max probability, %)
+    refined/<YYYYQn>/<tile>/class.tif               after the temporal mode filter
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from lpqlc.classify.inference import ModelPlugin, classify_array
+from lpqlc.classify.temporal import temporal_mode
+from lpqlc.cluster import compute_bounded, has_gpu_workers
+from lpqlc.composite.run import tile_id
+from lpqlc.config import PipelineConfig
+from lpqlc.config.science import WORLDCOVER_COLOURS
+from lpqlc.grid import OutputGrid
+from lpqlc.model.checkpoint import load_checkpoint
+from lpqlc.model.jobs import ensure_composites
+from lpqlc.publish.cog import cog_bytes
+from lpqlc.quarter import Quarter
+from lpqlc.sources.rasters import load_files
+from lpqlc.storage import parse_storage_url, read_bytes, write_bytes
+
+__all__ = ["ClassifyRun", "run_classify", "normalised_composite"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassifyRun:
+    prefix: str
+    quarters: list[Quarter]
+    tiles: dict[str, list[str]] = field(default_factory=dict)
+    gpu: bool = False
+
+
+def normalised_composite(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, ck: Any) -> da.Array:
+    """Lazy (bands, y, x) float32 composite of a quarter, normalised by the checkpoint's statistics
+    (missing pixels 0), chunked by ``grid.chunk_size``."""
+    import json
+
+    endpoint = cfg.storage.endpoint_url
+    summary = json.loads(read_bytes(f"{comp_dir}/{quarter}/composite.json", endpoint))
+    gbox = OutputGrid.from_config(cfg).geobox(quarter)
+    layers = []
+    for b in ck.bands:
+        urls = [f"{comp_dir}/{quarter}/{t}/{b}.tif" for t in summary["tiles"]]
+        x = load_files(urls, gbox, name=b, chunks=cfg.grid.chunk_size, endpoint_url=endpoint).data
+        layers.append((x - np.float32(ck.norm.mean[b])) / np.float32(ck.norm.std[b] or 1.0))
+    img = da.stack(layers)
+    missing = da.isnan(img).any(axis=0)
+    return da.where(missing[None], np.float32(0), img).astype(np.float32)
+
+
+def _write_tile(block: np.ndarray, names: list[str], gbox: Any, prefix: str, endpoint: str | None) -> int:
+    crs = gbox.crs.to_wkt()
+    for i, name in enumerate(names):
+        kw: dict[str, Any] = {"nodata": 0, "overview_resampling": "mode" if name == "class" else "average"}
+        if name == "class":
+            kw["colormap"] = WORLDCOVER_COLOURS
+        write_bytes(f"{prefix}/{name}.tif", cog_bytes(block[i].astype(np.uint8), gbox.transform, crs, **kw), endpoint)
+    return int(block.shape[-1] * block.shape[-2])
+
+
+def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], out: str, *,
+                 composites: str | None = None, client: Any = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> ClassifyRun:  # fmt: skip
+    """Classify ``quarters`` and refine them temporally; writes under ``out`` (see the module doc)."""
+    endpoint = cfg.storage.endpoint_url
+    prefix = parse_storage_url(out, what="--out").url.rstrip("/")
+    comp_dir = composites or f"{parse_storage_url(cfg.storage.url).url.rstrip('/')}/composites"
+    quarters = sorted(quarters)
+    ensure_composites(cfg, comp_dir, quarters, client)
+    ck = load_checkpoint(model_url, endpoint)  # metadata (bands, norm, classes); the workers load their own
+    gpu = has_gpu_workers(client)
+    if client is not None:
+        client.register_plugin(ModelPlugin(model_url, endpoint))
+    cc = cfg.science.ccts
+    grid = OutputGrid.from_config(cfg)
+    tick = progress or (lambda stage, done, total: None)
+    run = ClassifyRun(prefix=prefix, quarters=quarters, gpu=gpu)
+    tasks = []
+    for q in quarters:
+        img = normalised_composite(cfg, comp_dir, q, ck)
+        pred = classify_array(img, url=model_url, endpoint_url=endpoint, classes=ck.classes, tile=cc.predict_tile,
+                              overlap=cc.predict_overlap, batch=cc.batch_size, gpu=gpu)  # fmt: skip
+        tiles = grid.tiles(q)
+        run.tiles[str(q)] = []
+        for index, tgbox in grid.iter_tiles(q):
+            ys, xs = tiles.roi[index]
+            tasks.append(dask.delayed(_write_tile, pure=True)(
+                pred[:, ys, xs], ["class", "confidence"], tgbox, f"{prefix}/raw/{q}/{tile_id(index)}", endpoint))  # fmt: skip
+            run.tiles[str(q)].append(tile_id(index))
+    done = [0]
+
+    def _tick(stage: str, total: int) -> Callable[[], None]:
+        def f() -> None:
+            done[0] += 1
+            tick(stage, done[0], total)
+
+        return f
+
+    compute_bounded(tasks, client, _tick("classify", len(tasks)))
+    # temporal refinement per resolution era, over the raw classes just written
+    done[0] = 0
+    eras: dict[float, list[Quarter]] = {}
+    for q in quarters:
+        eras.setdefault(grid.grid.resolution_for(q), []).append(q)
+    tasks = []
+    for qs in eras.values():
+        gbox = grid.geobox(qs[0])
+        raw = da.stack([
+            load_files([f"{prefix}/raw/{q}/{t}/class.tif" for t in run.tiles[str(q)]], gbox, name="class",
+                       chunks=cfg.grid.chunk_size, endpoint_url=endpoint).data
+            for q in qs
+        ])  # fmt: skip
+        refined = temporal_mode(raw, cfg.science.landcover.temporal_window)
+        tiles = grid.tiles(qs[0])
+        for i, q in enumerate(qs):
+            for index, tgbox in grid.iter_tiles(q):
+                ys, xs = tiles.roi[index]
+                tasks.append(dask.delayed(_write_tile, pure=True)(
+                    refined[i : i + 1, ys, xs], ["class"], tgbox, f"{prefix}/refined/{q}/{tile_id(index)}", endpoint))  # fmt: skip
+    compute_bounded(tasks, client, _tick("refine", len(tasks)))
+    return run
