@@ -142,8 +142,10 @@ def classify_array(image: da.Array, *, url: str, endpoint_url: str | None, class
     if tile <= 2 * overlap:
         raise ValueError(f"tile {tile} must exceed twice the overlap {overlap}")
     halo = tile
-    # dask's overlap needs every chunk at least as deep as the halo (else it rechunks on its own)
-    image = image.rechunk({1: _at_least(image.chunks[1], halo), 2: _at_least(image.chunks[2], halo)})
+    # Chunks: multiples of the stride, so no tile centre straddles two blocks (no tile runs twice),
+    # and at least as deep as the halo (dask's overlap would otherwise rechunk on its own).
+    stride = tile - 2 * overlap
+    image = image.rechunk({1: _stride_chunks(image.chunks[1], stride, halo), 2: _stride_chunks(image.chunks[2], stride, halo)})
     image = image.rechunk({0: -1})
     g = da.overlap.overlap(image, depth={0: 0, 1: halo, 2: halo}, boundary={0: "none", 1: 0, 2: 0})
     ystarts = np.cumsum((0, *image.chunks[1][:-1]))
@@ -162,15 +164,21 @@ def classify_array(image: da.Array, *, url: str, endpoint_url: str | None, class
         return g.map_blocks(fn, dtype=np.uint8, chunks=((nout,), image.chunks[1], image.chunks[2]))
 
 
-def _at_least(chunks: tuple[int, ...], size: int) -> tuple[int, ...]:
-    """Merge chunks smaller than ``size`` into a neighbour (a lone chunk may stay small)."""
-    out: list[int] = []
-    for c in chunks:
-        if out and (out[-1] < size or c < size):
-            out[-1] += c
+def _stride_chunks(chunks: tuple[int, ...], stride: int, halo: int) -> tuple[int, ...]:
+    """Chunks of about the current size, rounded to a multiple of ``stride`` and at least ``halo``;
+    the last takes the remainder (merged into its neighbour if smaller than ``halo``)."""
+    total = sum(chunks)
+    size = max(stride, int(round(max(chunks) / stride)) * stride)
+    while size < halo:
+        size += stride
+    out = [size] * (total // size)
+    rest = total - size * len(out)
+    if rest:
+        if out and rest < halo:
+            out[-1] += rest
         else:
-            out.append(c)
-    return tuple(out)
+            out.append(rest)
+    return tuple(out) or (total,)
 
 
 class _nullcontext:
