@@ -304,6 +304,7 @@ def classify_cmd(
     quarters: Annotated[str, typer.Option(help="Quarters, e.g. 2016Q1:2024Q4.")],
     out_url: Annotated[str, typer.Option("--out", help="Output folder: local path or s3://bucket/prefix.")],
     composites: Annotated[str | None, typer.Option(help="Composites folder (default STORAGE/composites; made if missing).")] = None,
+    probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write per-class probabilities.")] = False,
 ) -> None:
     """Chunk-wise inference on Dask (model once per worker, GPU workers when present) and the
     5-quarter temporal refinement: raw and refined class COGs plus confidence."""
@@ -319,7 +320,8 @@ def classify_cmd(
         def tick(stage: str, done: int, total: int) -> None:
             bar.update(task, description=stage, completed=done, total=total, last="")
 
-        run = run_classify(cfg, model, qs, out_url, composites=composites, client=client, progress=tick)
+        run = run_classify(cfg, model, qs, out_url, composites=composites, client=client,
+                           probabilities=probabilities, progress=tick)  # fmt: skip
     out.print(f"classified {len(run.quarters)} quarter(s) on {'GPU' if run.gpu else 'CPU'} workers: "
               f"{run.prefix}/raw, {run.prefix}/refined", soft_wrap=True)  # fmt: skip
 

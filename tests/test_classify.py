@@ -164,7 +164,7 @@ def test_classify_job_writes_raw_refined_and_confidence(small_archive: SampleArc
     path.write_text(json.dumps(cfg.model_dump(mode="json", exclude_none=True)))
     out = tmp_path / "lc"
     res = CliRunner().invoke(app, ["classify", "--config", str(path), "--model", model_url, "--quarters", "2021Q4:2022Q1",
-                                   "--out", str(out)])  # fmt: skip
+                                   "--out", str(out), "--probabilities"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "CPU workers" in res.output
     raws, refined = [], []
@@ -175,7 +175,11 @@ def test_classify_job_writes_raw_refined_and_confidence(small_archive: SampleArc
             raws.append(src.read(1))
             assert src.colormap(1)[10][:3] == (0, 100, 0)
         with rasterio.open(out / "raw" / q / tiles[0] / "confidence.tif") as src:
-            assert src.read(1).max() <= 100
+            conf = src.read(1)
+            assert conf.max() <= 100
+        with rasterio.open(out / "raw" / q / tiles[0] / "probabilities.tif") as src:
+            probs = src.read()
+            assert src.count == len(CLASSES) and np.array_equal(probs.max(0)[conf > 0], conf[conf > 0])
         with rasterio.open(out / "refined" / q / tiles[0] / "class.tif") as src:
             refined.append(src.read(1))
     assert np.array_equal(np.stack(refined), temporal_mode_numpy(np.stack(raws)))

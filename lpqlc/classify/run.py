@@ -4,6 +4,7 @@ COGs per quarter → 5-quarter temporal refinement → refined class COGs.
 Layout under the output URL::
 
     raw/<YYYYQn>/<tile>/{class,confidence}.tif     per-quarter prediction (confidence: max probability, %)
+    raw/<YYYYQn>/<tile>/probabilities.tif          optional: one band per class, %
     refined/<YYYYQn>/<tile>/class.tif               after the temporal mode filter
 """
 
@@ -65,6 +66,9 @@ def normalised_composite(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, c
 
 def _write_tile(block: np.ndarray, names: list[str], gbox: Any, prefix: str, endpoint: str | None) -> int:
     crs = gbox.crs.to_wkt()
+    if len(block) > len(names):  # class probabilities follow: one multi-band COG, a band per class
+        probs = block[len(names):].astype(np.uint8)
+        write_bytes(f"{prefix}/probabilities.tif", cog_bytes(probs, gbox.transform, crs, nodata=0), endpoint)
     for i, name in enumerate(names):
         kw: dict[str, Any] = {"nodata": 0, "overview_resampling": "mode" if name == "class" else "average"}
         if name == "class":
@@ -74,9 +78,10 @@ def _write_tile(block: np.ndarray, names: list[str], gbox: Any, prefix: str, end
 
 
 def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], out: str, *,
-                 composites: str | None = None, client: Any = None,
+                 composites: str | None = None, client: Any = None, probabilities: bool = False,
                  progress: Callable[[str, int, int], None] | None = None) -> ClassifyRun:  # fmt: skip
-    """Classify ``quarters`` and refine them temporally; writes under ``out`` (see the module doc)."""
+    """Classify ``quarters`` and refine them temporally; writes under ``out`` (see the module doc).
+    ``probabilities`` also writes ``raw/<quarter>/<tile>/probabilities.tif`` (a band per class, %)."""
     endpoint = cfg.storage.endpoint_url
     prefix = parse_storage_url(out, what="--out").url.rstrip("/")
     comp_dir = composites or f"{parse_storage_url(cfg.storage.url).url.rstrip('/')}/composites"
@@ -94,7 +99,8 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
     for q in quarters:
         img = normalised_composite(cfg, comp_dir, q, ck)
         pred = classify_array(img, url=model_url, endpoint_url=endpoint, classes=ck.classes, tile=cc.predict_tile,
-                              overlap=cc.predict_overlap, batch=cc.batch_size, gpu=gpu)  # fmt: skip
+                              overlap=cc.predict_overlap, batch=cc.batch_size, gpu=gpu,
+                              probabilities=probabilities)  # fmt: skip
         tiles = grid.tiles(q)
         run.tiles[str(q)] = []
         for index, tgbox in grid.iter_tiles(q):
