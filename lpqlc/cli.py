@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local data plane: SeaweedFS (S3), PostgreSQL/pgstac, STAC API.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+k8s_app = typer.Typer(help="Kubernetes manifests rendered from a pipeline config.", no_args_is_help=True)
+app.add_typer(k8s_app, name="k8s")
 console = Console(stderr=True)
 out = Console()
 
@@ -324,6 +326,31 @@ def classify_cmd(
                            probabilities=probabilities, progress=tick)  # fmt: skip
     out.print(f"classified {len(run.quarters)} quarter(s) on {'GPU' if run.gpu else 'CPU'} workers: "
               f"{run.prefix}/raw, {run.prefix}/refined", soft_wrap=True)  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------- k8s
+@k8s_app.command("render")
+def k8s_render(
+    config: Annotated[Path, typer.Option(help="Pipeline YAML (its cluster.kubernetes section shapes the cluster).")],
+    gpu: Annotated[bool, typer.Option("--gpu", help="Add the GPU worker group.")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write one file per object here instead of printing.")] = None,
+) -> None:
+    """Print (or write) the manifests: namespace, RBAC, ConfigMap, DaskCluster, autoscaler, CronJob, Job."""
+    import yaml
+
+    from lpqlc.config import load_config
+    from lpqlc.k8s import render, render_yaml
+
+    cfg = load_config(config)
+    objs = render(cfg, config.read_text(), gpu=gpu)
+    if out_dir is None:
+        sys.stdout.write(render_yaml(objs))
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for o in objs:
+        name = f"{o['kind'].lower()}-{o['metadata']['name']}.yaml"
+        (out_dir / name).write_text(yaml.safe_dump(o, sort_keys=False))
+        out.print(str(out_dir / name), soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------- demo

@@ -1,0 +1,140 @@
+"""Kubernetes manifests: kustomize renders, offline schema validation (core and dask operator CRDs),
+the manifests equal what the cluster factory renders, and the Dockerfile's hygiene."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from lpqlc.config import load_config
+from lpqlc.k8s import render
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "pipelines" / "loess-plateau.yaml"
+kubectl = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(kubectl is None, reason="kubectl is not installed")
+
+
+def _kustomize(overlay: str) -> list[dict[str, Any]]:
+    assert kubectl is not None
+    out = subprocess.run([kubectl, "kustomize", str(ROOT / "k8s" / "overlays" / overlay)], capture_output=True,
+                         text=True, check=True, timeout=60)  # fmt: skip
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def _key(o: dict[str, Any]) -> tuple[str, str]:
+    return o["kind"], o["metadata"]["name"]
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay,gpu", [("cpu", False), ("gpu", True)])
+def test_overlays_render_and_equal_the_cluster_factory(overlay: str, gpu: bool) -> None:
+    rendered = {_key(o): o for o in _kustomize(overlay)}
+    expected = {_key(o): o for o in render(load_config(CONFIG), CONFIG.read_text(), gpu=gpu)}
+    assert set(rendered) == set(expected)
+    for key, obj in expected.items():
+        assert rendered[key] == obj, f"{key} in k8s/ drifted from lpqlc.k8s.render: re-render it"
+    workers = [o for o in rendered.values() if o["kind"] in ("DaskCluster", "DaskWorkerGroup")]
+    assert len(workers) == (2 if gpu else 1)
+
+
+@needs_kubectl
+def test_core_objects_validate_strictly_offline(tmp_path: Path) -> None:
+    docs = [o for o in _kustomize("gpu") if not o["apiVersion"].startswith("kubernetes.dask.org")]
+    path = tmp_path / "core.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    res = subprocess.run([sys.executable, "-m", "kubernetes_validate", "-k", "1.32.0", "--strict", str(path)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("passed") == len(docs)
+    for o in docs:  # resources set everywhere
+        for pod in _pods(o):
+            for c in pod["containers"]:
+                assert c["resources"]["requests"] and c["resources"]["limits"]
+
+
+def _pods(o: dict[str, Any]) -> list[dict[str, Any]]:
+    if o["kind"] == "CronJob":
+        return [o["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+    if o["kind"] == "Job":
+        return [o["spec"]["template"]["spec"]]
+    return []
+
+
+def _crd_schema(kind: str) -> dict[str, Any]:
+    """The operator CRD's schema with its python:// references resolved (dask templates + the k8s
+    definitions bundled with kubernetes-validate)."""
+    import dask_kubernetes
+    import kubernetes_validate
+
+    crds = Path(dask_kubernetes.__file__).parent / "operator" / "customresources"
+    crd = yaml.safe_load((crds / f"{kind.lower()}.yaml").read_text())
+    templates = yaml.safe_load((crds / "templates.yaml").read_text())["definitions"]
+    k8s_defs = json.loads((Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" /
+                           "v1.32.0-local-strict" / "_definitions.json").read_text())["$defs"]  # fmt: skip
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: fix(v) for k, v in node.items()}
+            ref = out.get("$ref")
+            if isinstance(ref, str) and "#/" in ref:  # python://…#/definitions/X or #/$defs/X → one namespace
+                out["$ref"] = "#/definitions/" + ref.rsplit("/", 1)[1]
+            return out
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    schema = fix(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    schema["definitions"] = {**{k: fix(v) for k, v in k8s_defs.items()}, **{k: fix(v) for k, v in templates.items()}}
+    return schema
+
+
+@needs_kubectl
+def test_dask_custom_resources_validate_against_the_operator_crds() -> None:
+    objs = [o for o in _kustomize("gpu") if o["apiVersion"].startswith("kubernetes.dask.org")]
+    assert {o["kind"] for o in objs} == {"DaskCluster", "DaskWorkerGroup", "DaskAutoscaler"}
+    for o in objs:
+        jsonschema.validate(o, _crd_schema(o["kind"]))
+    bad = json.loads(json.dumps(next(o for o in objs if o["kind"] == "DaskAutoscaler")))
+    bad["spec"]["minimum"] = "one"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, _crd_schema("DaskAutoscaler"))
+
+
+def test_gpu_group_and_cli_render() -> None:
+    from typer.testing import CliRunner
+
+    from lpqlc.cli import app
+
+    res = CliRunner().invoke(app, ["k8s", "render", "--config", str(CONFIG), "--gpu"])
+    assert res.exit_code == 0, res.output
+    docs = [d for d in yaml.safe_load_all(res.output) if d]
+    g = next(d for d in docs if d["kind"] == "DaskWorkerGroup")
+    c = g["spec"]["worker"]["spec"]["containers"][0]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1" and "GPU=1" in c["args"]
+    assert g["spec"]["worker"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    secret_refs = [e for d in docs for p in _pods(d) for c in p["containers"] for e in c.get("envFrom", [])]
+    assert secret_refs and all(set(e) == {"secretRef"} for e in secret_refs)
+    assert not any(d["kind"] == "Secret" for d in docs)  # a reference by name, never values
+
+
+def test_dockerfile_runs_as_non_root_and_copies_no_credentials() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r'^ENTRYPOINT \["lpqlc"\]', text, re.M)
+    assert "ARG VARIANT" in text and "org.opencontainers.image" in text
+    copies = re.findall(r"^COPY\s+(.+)$", text, re.M)
+    assert copies and not any(re.search(r"\.aws|\.env|secret|credential|\.stack|identity", c, re.I) for c in copies)
+    ignore = (ROOT / ".dockerignore").read_text()
+    for pattern in (".venv", ".stack", ".env", ".git"):
+        assert pattern in ignore
