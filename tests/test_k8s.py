@@ -108,6 +108,10 @@ def test_dask_custom_resources_validate_against_the_operator_crds() -> None:
     bad["spec"]["minimum"] = "one"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, _crd_schema("DaskAutoscaler"))
+    typo = json.loads(json.dumps(next(o for o in objs if o["kind"] == "DaskCluster")))
+    typo["spec"]["worker"]["spec"]["containers"][0]["resourcez"] = {}  # the pod spec is checked strictly
+    with pytest.raises(jsonschema.ValidationError, match="resourcez"):
+        jsonschema.validate(typo, _crd_schema("DaskCluster"))
 
 
 def test_gpu_group_and_cli_render() -> None:
