@@ -117,10 +117,20 @@ def has_gpu_workers(client: Any) -> bool:
     return any("GPU" in (w.get("resources") or {}) for w in info.values())
 
 
-def compute_bounded(tasks: list[Any], client: Any, tick: Callable[[], None]) -> list[Any]:
+def compute_bounded(tasks: list[Any], client: Any, stage: str = "",
+                    progress: Callable[[str, int, int], None] | None = None) -> list[Any]:  # fmt: skip
     """Compute Dask collections one future each (on ``client`` if given, at most two per worker thread
-    in flight, so memory stays bounded whatever their number); results in input order. ``tick`` is
-    called as each finishes. Without a client they run one after another on the local scheduler."""
+    in flight, so memory stays bounded whatever their number); results in input order.
+    ``progress(stage, done, total)`` is called as each finishes. Without a client they run one after
+    another on the local scheduler."""
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(stage, done, len(tasks))
+
     if client is None:
         out = []
         for t in tasks:

@@ -93,7 +93,6 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
         client.register_plugin(ModelPlugin(model_url, endpoint))
     cc = cfg.science.ccts
     grid = OutputGrid.from_config(cfg)
-    tick = progress or (lambda stage, done, total: None)
     run = ClassifyRun(prefix=prefix, quarters=quarters, gpu=gpu)
     tasks = []
     for q in quarters:
@@ -108,18 +107,8 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
             tasks.append(dask.delayed(_write_tile, pure=True)(
                 pred[:, ys, xs], ["class", "confidence"], tgbox, f"{prefix}/raw/{q}/{tile_id(index)}", endpoint))  # fmt: skip
             run.tiles[str(q)].append(tile_id(index))
-    done = [0]
-
-    def _tick(stage: str, total: int) -> Callable[[], None]:
-        def f() -> None:
-            done[0] += 1
-            tick(stage, done[0], total)
-
-        return f
-
-    compute_bounded(tasks, client, _tick("classify", len(tasks)))
+    compute_bounded(tasks, client, "classify", progress)
     # temporal refinement per resolution era, over the raw classes just written
-    done[0] = 0
     eras: dict[float, list[Quarter]] = {}
     for q in quarters:
         eras.setdefault(grid.grid.resolution_for(q), []).append(q)
@@ -138,5 +127,5 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
                 ys, xs = tiles.roi[index]
                 tasks.append(dask.delayed(_write_tile, pure=True)(
                     refined[i : i + 1, ys, xs], ["class"], tgbox, f"{prefix}/refined/{q}/{tile_id(index)}", endpoint))  # fmt: skip
-    compute_bounded(tasks, client, _tick("refine", len(tasks)))
+    compute_bounded(tasks, client, "refine", progress)
     return run

@@ -133,7 +133,6 @@ def run_composite(
     # Captured by odc-stac into every load task: the GDAL environment travels with the tasks.
     odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
     names = [*ccfg.bands, COUNT, NDVI]
-    tick = progress or (lambda stage, done, total: None)
 
     tasks = []
     for index, gbox in tiles:
@@ -142,27 +141,17 @@ def run_composite(
         tasks.append(dask.delayed(_write_tile, pure=True)(
             block, names, gbox, f"{prefix}/{tile_id(index)}", endpoint, ccfg.ndvi_histogram_bins,
         ))  # fmt: skip
-    done = [0]
-
-    def _tick(stage: str, total: int) -> Callable[[], None]:
-        def f() -> None:
-            done[0] += 1
-            tick(stage, done[0], total)
-
-        return f
-
-    outs: list[_TileOut] = compute_bounded(tasks, client, _tick("composite", len(tasks)))
+    outs: list[_TileOut] = compute_bounded(tasks, client, "composite", progress)
     hist = np.sum([o.hist for o in outs], axis=0) if outs else None
     sums = sum((o.sums for o in outs), BandSums())
     valid = hist is not None and int(hist.sum()) > 0
     endmembers: tuple[float, float] | None = None
     if valid or cfg.science.fvc.method == "fixed":
         endmembers = ndvi_endmembers(cfg.science.fvc, hist)
-        done[0] = 0
         fvc_tasks = [
             dask.delayed(_write_fvc)(f"{prefix}/{tile_id(i)}", g, endpoint, *endmembers) for i, g in tiles
         ]
-        compute_bounded(fvc_tasks, client, _tick("fvc", len(fvc_tasks)))
+        compute_bounded(fvc_tasks, client, "fvc", progress)
         names.append(FVC)
     else:
         log.warning("%s: no clear observation anywhere in the AOI: no FVC layer written", quarter)

@@ -225,13 +225,7 @@ def run_erosion(
                 endpoint, factors, features, grades.breaks,
             ))  # fmt: skip
             keys.append((year, tile_id(index)))
-    done = [0]
-
-    def _tick() -> None:
-        done[0] += 1
-        tick("erosion", done[0], len(tasks))
-
-    results = compute_bounded(tasks, client, _tick)
+    results = compute_bounded(tasks, client, "erosion", progress)
     merged: dict[str, dict[str, Any]] = {}
     for stats in results:
         for key, e in stats.items():
