@@ -22,16 +22,15 @@ import numpy as np
 from lpqlc.classify.inference import ModelPlugin, classify_array
 from lpqlc.classify.temporal import temporal_mode
 from lpqlc.cluster import compute_bounded, has_gpu_workers
-from lpqlc.composite.run import tile_id
+from lpqlc.composite.run import composite_layer, default_composites_dir, ensure_composites, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.config.science import WORLDCOVER_COLOURS
 from lpqlc.grid import OutputGrid
 from lpqlc.model.checkpoint import load_checkpoint
-from lpqlc.model.jobs import ensure_composites
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import load_files
-from lpqlc.storage import parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import parse_storage_url, write_bytes
 
 __all__ = ["ClassifyRun", "run_classify", "normalised_composite"]
 
@@ -49,15 +48,9 @@ class ClassifyRun:
 def normalised_composite(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, ck: Any) -> da.Array:
     """Lazy (bands, y, x) float32 composite of a quarter, normalised by the checkpoint's statistics
     (missing pixels 0), chunked by ``grid.chunk_size``."""
-    import json
-
-    endpoint = cfg.storage.endpoint_url
-    summary = json.loads(read_bytes(f"{comp_dir}/{quarter}/composite.json", endpoint))
-    gbox = OutputGrid.from_config(cfg).geobox(quarter)
     layers = []
     for b in ck.bands:
-        urls = [f"{comp_dir}/{quarter}/{t}/{b}.tif" for t in summary["tiles"]]
-        x = load_files(urls, gbox, name=b, chunks=cfg.grid.chunk_size, endpoint_url=endpoint).data
+        x = composite_layer(cfg, comp_dir, quarter, b, chunks=cfg.grid.chunk_size).data
         layers.append((x - np.float32(ck.norm.mean[b])) / np.float32(ck.norm.std[b] or 1.0))
     img = da.stack(layers)
     missing = da.isnan(img).any(axis=0)
@@ -84,7 +77,7 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
     ``probabilities`` also writes ``raw/<quarter>/<tile>/probabilities.tif`` (a band per class, %)."""
     endpoint = cfg.storage.endpoint_url
     prefix = parse_storage_url(out, what="--out").url.rstrip("/")
-    comp_dir = composites or f"{parse_storage_url(cfg.storage.url).url.rstrip('/')}/composites"
+    comp_dir = composites or default_composites_dir(cfg)
     quarters = sorted(quarters)
     ensure_composites(cfg, comp_dir, quarters, client)
     ck = load_checkpoint(model_url, endpoint)  # metadata (bands, norm, classes); the workers load their own

@@ -32,14 +32,25 @@ from lpqlc.composite.build import COUNT, NDVI, build_composite
 from lpqlc.composite.normalise import BandSums, NormStats
 from lpqlc.composite.vegetation import ndvi_endmembers, ndvi_histogram
 from lpqlc.config import PipelineConfig
+from lpqlc.errors import LpqlcError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.preview import mosaic_tiles
 from lpqlc.quarter import Quarter
 from lpqlc.sources.search import SearchReport, search_quarter
-from lpqlc.storage import gdal_env, parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import exists, gdal_env, parse_storage_url, read_bytes, write_bytes
 
-__all__ = ["CompositeRun", "run_composite", "tile_id", "FVC"]
+__all__ = [
+    "CompositeRun",
+    "run_composite",
+    "tile_id",
+    "FVC",
+    "default_composites_dir",
+    "ensure_composites",
+    "composite_summary",
+    "layer_urls",
+    "composite_layer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -216,3 +227,40 @@ def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int,
     url = f"{run.prefix}/quicklook.png"
     write_bytes(url, buf.getvalue(), endpoint)
     return url
+
+
+# ------------------------------------------------------------------------- reading composites back
+def default_composites_dir(cfg: PipelineConfig) -> str:
+    """``<storage.url>/composites``: where the model jobs find (and make) composites by default."""
+    return f"{parse_storage_url(cfg.storage.url).url.rstrip('/')}/composites"
+
+
+def ensure_composites(cfg: PipelineConfig, comp_dir: str, quarters: list[Quarter], client: Any = None) -> None:
+    """Run the composite job for the quarters that have none under ``comp_dir``."""
+    for q in quarters:
+        if not exists(f"{comp_dir}/{q}/composite.json", cfg.storage.endpoint_url):
+            log.info("%s: no composite under %s yet: making it", q, comp_dir)
+            run_composite(cfg, q, comp_dir, client=client)
+
+
+def composite_summary(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> dict[str, Any]:
+    """The ``composite.json`` a composite run wrote for ``quarter`` (tiles, layers, search report…)."""
+    url = f"{comp_dir}/{quarter}/composite.json"
+    if not exists(url, cfg.storage.endpoint_url):
+        raise LpqlcError(f"no composite of {quarter} under {comp_dir}: run `lpqlc composite` first")
+    return json.loads(read_bytes(url, cfg.storage.endpoint_url))  # type: ignore[no-any-return]
+
+
+def layer_urls(comp_dir: str, quarter: Quarter, summary: dict[str, Any], layer: str) -> list[str]:
+    """The tile COGs of one layer of a quarter's composite."""
+    return [f"{comp_dir}/{quarter}/{t}/{layer}.tif" for t in summary["tiles"]]
+
+
+def composite_layer(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, layer: str, *,
+                    resampling: str = "nearest", chunks: int = 1024) -> Any:  # fmt: skip
+    """Lazy (y, x) mosaic of one composite layer's tiles on the quarter's AOI grid."""
+    from lpqlc.sources.rasters import load_files
+
+    urls = layer_urls(comp_dir, quarter, composite_summary(cfg, comp_dir, quarter), layer)
+    gbox = OutputGrid.from_config(cfg).geobox(quarter)
+    return load_files(urls, gbox, name=layer, resampling=resampling, chunks=chunks, endpoint_url=cfg.storage.endpoint_url)

@@ -28,7 +28,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from lpqlc.cluster import compute_bounded
-from lpqlc.composite.run import FVC, run_composite, tile_id
+from lpqlc.composite.run import FVC, composite_summary, ensure_composites, layer_urls, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.erosion.cover import c_factor, p_factor
 from lpqlc.erosion.inputs import k_layer, load_dem, r_quarter, r_quarters, subregion_features
@@ -40,7 +40,7 @@ from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.preview import mosaic_tiles
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
-from lpqlc.storage import exists, gdal_env, parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import exists, gdal_env, parse_storage_url, write_bytes
 
 __all__ = ["ErosionRun", "run_erosion", "static_layers", "FACTORS"]
 
@@ -90,18 +90,12 @@ def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid) -> dict[str, 
 
 
 def _fvc_urls(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, client: Any) -> list[str]:
-    import json
-
-    endpoint = cfg.storage.endpoint_url
-    summary_url = f"{comp_dir}/{quarter}/composite.json"
-    if not exists(summary_url, endpoint):
-        log.info("%s: no composite under %s yet: making it", quarter, comp_dir)
-        run_composite(cfg, quarter, comp_dir, client=client)
-    summary = json.loads(read_bytes(summary_url, endpoint))
+    ensure_composites(cfg, comp_dir, [quarter], client)
+    summary = composite_summary(cfg, comp_dir, quarter)
     if FVC not in summary["layers"]:
         log.warning("%s: the composite has no FVC (no clear observation): C is NaN for vegetated classes", quarter)
         return []
-    return [f"{comp_dir}/{quarter}/{t}/{FVC}.tif" for t in summary["tiles"]]
+    return layer_urls(comp_dir, quarter, summary, FVC)
 
 
 def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, str], r_all: xr.DataArray,

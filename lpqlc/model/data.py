@@ -12,20 +12,18 @@ normalisation and are flagged invalid.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from lpqlc.composite.normalise import BandSums, NormStats
+from lpqlc.composite.run import composite_layer
 from lpqlc.config import PipelineConfig
 from lpqlc.errors import LpqlcError
 from lpqlc.grid import OutputGrid
 from lpqlc.model.losses import IGNORE
 from lpqlc.quarter import Quarter
-from lpqlc.sources.rasters import load_files
-from lpqlc.storage import exists, read_bytes
 
 __all__ = ["TrainingData", "load_composite", "load_labels", "load_training_data", "Sampler"]
 
@@ -49,16 +47,7 @@ class TrainingData:
 
 def load_composite(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> np.ndarray:
     """(bands, H, W) float32 reflectance of a quarter's composite on the AOI grid (NaN = missing)."""
-    endpoint = cfg.storage.endpoint_url
-    summary_url = f"{comp_dir}/{quarter}/composite.json"
-    if not exists(summary_url, endpoint):
-        raise LpqlcError(f"no composite of {quarter} under {comp_dir}: run `lpqlc composite` first")
-    summary = json.loads(read_bytes(summary_url, endpoint))
-    gbox = OutputGrid.from_config(cfg).geobox(quarter)
-    bands = []
-    for b in cfg.science.composite.bands:
-        urls = [f"{comp_dir}/{quarter}/{t}/{b}.tif" for t in summary["tiles"]]
-        bands.append(load_files(urls, gbox, name=b, resampling="nearest", endpoint_url=endpoint).values)
+    bands = [composite_layer(cfg, comp_dir, quarter, b).values for b in cfg.science.composite.bands]
     return np.stack(bands).astype(np.float32)
 
 

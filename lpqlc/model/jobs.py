@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from lpqlc.composite.run import default_composites_dir, ensure_composites
 from lpqlc.config import PipelineConfig
 from lpqlc.errors import LpqlcError
 from lpqlc.grid import OutputGrid
@@ -19,9 +20,9 @@ from lpqlc.model.evaluate import Accuracy, accuracy, confusion, flip_rate, predi
 from lpqlc.model.train import TrainResult, pick_device, train
 from lpqlc.quarter import Quarter, parse_quarters
 from lpqlc.sources.rasters import load_files
-from lpqlc.storage import exists, parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import parse_storage_url, read_bytes, write_bytes
 
-__all__ = ["training_quarters", "ensure_composites", "train_job", "EvalReport", "evaluate_job"]
+__all__ = ["training_quarters", "train_job", "EvalReport", "evaluate_job"]
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +37,11 @@ def training_quarters(cfg: PipelineConfig) -> list[Quarter]:
     return sorted(q for q in qs if q in set(cfg.quarters) and grid.resolution_for(q) == res)
 
 
-def ensure_composites(cfg: PipelineConfig, comp_dir: str, quarters: list[Quarter], client: Any = None) -> None:
-    """Run ``lpqlc composite`` for the quarters that have none under ``comp_dir``."""
-    from lpqlc.composite.run import run_composite
-
-    for q in quarters:
-        if not exists(f"{comp_dir}/{q}/composite.json", cfg.storage.endpoint_url):
-            log.info("%s: compositing (needed by the model)", q)
-            run_composite(cfg, q, comp_dir, client=client)
-
-
 def train_job(cfg: PipelineConfig, stages: tuple[str, ...], out: str, *, composites: str | None = None,
               device: str | None = None, client: Any = None, progress: Any = None) -> TrainResult:  # fmt: skip
     """Composites of the training quarters (made if missing), then the CCTS stages."""
     prefix = parse_storage_url(out, what="--out").url.rstrip("/")
-    comp_dir = composites or f"{parse_storage_url(cfg.storage.url).url.rstrip('/')}/composites"
+    comp_dir = composites or default_composites_dir(cfg)
     quarters = training_quarters(cfg)
     ensure_composites(cfg, comp_dir, quarters, client)
     data = load_training_data(cfg, comp_dir, quarters)
@@ -115,7 +106,7 @@ def evaluate_job(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], *
     ck = load_checkpoint(model_url, endpoint)
     dev = pick_device(device)
     model = ck.model.to(dev)
-    comp_dir = composites or f"{parse_storage_url(cfg.storage.url).url.rstrip('/')}/composites"
+    comp_dir = composites or default_composites_dir(cfg)
     ensure_composites(cfg, comp_dir, quarters, client)
     grid = OutputGrid.from_config(cfg)
     cc = cfg.science.ccts
