@@ -168,23 +168,29 @@ def search_api(
     return items
 
 
+def _find(cfg: PipelineConfig, collection: str, quarter: Quarter | None, max_cloud_cover: float | None) -> list[pystac.Item]:
+    """Items of ``collection`` over the AOI (in ``quarter`` if given) from the configured STAC API or
+    static catalog, with the configured href modifier applied."""
+    src = cfg.sources
+    modifier = resolve_href_modifier(src.href_modifier)
+    if src.stac_api is not None:
+        return search_api(
+            src.stac_api, collection, bbox=cfg.aoi.bbox, quarter=quarter, max_cloud_cover=max_cloud_cover,
+            page_limit=src.page_limit, max_retries=src.max_retries, timeout_s=src.timeout_s, modifier=modifier,
+        )  # fmt: skip
+    assert src.catalog is not None
+    found = search_static(
+        src.catalog, [collection], bbox=cfg.aoi.bbox, start=quarter.start if quarter else None,
+        end=quarter.end if quarter else None, max_cloud_cover=max_cloud_cover, endpoint_url=cfg.storage.endpoint_url,
+    )  # fmt: skip
+    return [modifier(it) or it for it in found] if modifier is not None else found
+
+
 def search_collection(cfg: PipelineConfig, collection: str) -> list[pystac.Item]:
     """Every item of an ancillary ``collection`` (DEM, precipitation, soil…) over the AOI, any time."""
-    src = cfg.sources
-    if src.stac_api is not None:
-        found = search_api(
-            src.stac_api, collection, bbox=cfg.aoi.bbox, quarter=None, max_cloud_cover=None,
-            page_limit=src.page_limit, max_retries=src.max_retries, timeout_s=src.timeout_s,
-            modifier=resolve_href_modifier(src.href_modifier),
-        )  # fmt: skip
-    else:
-        assert src.catalog is not None
-        found = search_static(src.catalog, [collection], bbox=cfg.aoi.bbox, endpoint_url=cfg.storage.endpoint_url)
-        modifier = resolve_href_modifier(src.href_modifier)
-        if modifier is not None:
-            found = [modifier(it) or it for it in found]
+    found = _find(cfg, collection, None, None)
     if not found:
-        where = src.stac_api or src.catalog
+        where = cfg.sources.stac_api or cfg.sources.catalog
         raise SourceError(f"{where} has no {collection!r} item over the AOI {cfg.aoi.bbox or cfg.aoi.geojson}")
     return found
 
@@ -199,21 +205,8 @@ def search_quarter(cfg: PipelineConfig, quarter: Quarter) -> SearchResult:
     sensor = src.sensor_for(quarter)
     rule = rule_for(src.flavour, sensor, cfg.science.composite.bands)
     collection = src.collections.sentinel2 if sensor == "sentinel2" else src.collections.landsat
-    modifier = resolve_href_modifier(src.href_modifier)
     report = SearchReport(quarter=quarter, sensor=sensor, collection=collection)
-    if src.stac_api is not None:
-        found = search_api(
-            src.stac_api, collection, bbox=cfg.aoi.bbox, quarter=quarter, max_cloud_cover=src.max_cloud_cover,
-            page_limit=src.page_limit, max_retries=src.max_retries, timeout_s=src.timeout_s, modifier=modifier,
-        )  # fmt: skip
-    else:
-        assert src.catalog is not None
-        found = search_static(
-            src.catalog, [collection], bbox=cfg.aoi.bbox, start=quarter.start, end=quarter.end,
-            max_cloud_cover=src.max_cloud_cover, endpoint_url=cfg.storage.endpoint_url,
-        )  # fmt: skip
-        if modifier is not None:
-            found = [modifier(it) or it for it in found]
+    found = _find(cfg, collection, quarter, src.max_cloud_cover)
     report.found = len(found)
     usable = []
     for it in found:
