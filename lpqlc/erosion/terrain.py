@@ -53,18 +53,32 @@ def _horn(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np
     return dzdx, dzdy
 
 
+def _slope_of(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    return np.degrees(np.arctan(np.hypot(gx, gy))).astype(np.float32)
+
+
+def _aspect_of(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    return np.arctan2(gx, gy).astype(np.float32)
+
+
 def _slope_block(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    gx, gy = _horn(z.astype(np.float64), dx, dy)
     out = np.full(z.shape, np.nan, np.float32)
-    out[1:-1, 1:-1] = np.degrees(np.arctan(np.hypot(gx, gy)))
+    out[1:-1, 1:-1] = _slope_of(*_horn(z.astype(np.float64), dx, dy))
     return out
 
 
 def _aspect_block(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    gx, gy = _horn(z.astype(np.float64), dx, dy)
     out = np.full(z.shape, np.nan, np.float32)
-    out[1:-1, 1:-1] = np.arctan2(gx, gy)
+    out[1:-1, 1:-1] = _aspect_of(*_horn(z.astype(np.float64), dx, dy))
     return out
+
+
+def _padded(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Elevation (float64) and per-pixel cell sizes with a one-pixel edge-replicated border."""
+    def pad(a: np.ndarray) -> np.ndarray:
+        return np.pad(np.broadcast_to(a, z.shape), 1, mode="edge")
+
+    return np.pad(np.asarray(z, dtype=np.float64), 1, mode="edge"), pad(dx), pad(dy)
 
 
 def _neighbourhood(dem: xr.DataArray, fn: Any, name: str) -> xr.DataArray:
@@ -75,10 +89,7 @@ def _neighbourhood(dem: xr.DataArray, fn: Any, name: str) -> xr.DataArray:
         dya = da.broadcast_to(da.from_array(dy, chunks=(z.chunks[0], 1)), dem.shape, chunks=z.chunks)
         data = da.map_overlap(fn, z, dxa, dya, depth=1, boundary="nearest", dtype=np.float32, trim=True)
     else:
-        zp = np.pad(np.asarray(z, dtype=np.float64), 1, mode="edge")
-        dxp = np.pad(np.broadcast_to(dx, dem.shape), 1, mode="edge")
-        dyp = np.pad(np.broadcast_to(dy, dem.shape), 1, mode="edge")
-        data = fn(zp, dxp, dyp)[1:-1, 1:-1]
+        data = fn(*_padded(np.asarray(z), dx, dy))[1:-1, 1:-1]
     return xr.DataArray(data, coords=dem.coords, dims=dem.dims, name=name)
 
 
@@ -150,9 +161,10 @@ def ls_factor(dem: xr.DataArray, cfg: LSFactorConfig = LSFactorConfig()) -> xr.D
     Returns a numpy-backed DataArray on the DEM's grid; NaN where the DEM is NaN.
     """
     z = np.asarray(dem.values, dtype=np.float64)
-    slope = slope_degrees(dem.copy(data=z)).values.astype(np.float64)
-    aspect = aspect_radians(dem.copy(data=z)).values.astype(np.float64)
     dx, dy = cell_size_m(dem)
+    gx, gy = _horn(*_padded(z, dx, dy))  # one Horn pass serves slope and aspect
+    slope = _slope_of(gx, gy).astype(np.float64)  # float32 like the published slope layer
+    aspect = _aspect_of(gx, gy).astype(np.float64)
     cell = np.sqrt(dx * dy) * np.ones_like(z)
     crs = _crs(dem)
     transform = dem.odc.geobox.transform if crs is not None else None
