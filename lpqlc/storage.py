@@ -4,17 +4,20 @@ Credentials never come from configuration: s3fs and GDAL read ``AWS_ACCESS_KEY_I
 ``AWS_SECRET_ACCESS_KEY`` from the environment. The endpoint (for a non-AWS S3 server) comes from the
 pipeline's storage settings or from ``AWS_ENDPOINT_URL``.
 
-Atomicity: a local file is written to a temporary name beside its destination and renamed into place
-(``os.replace``); an S3 object is written by a single PUT (or a completed multipart upload), which S3
-makes visible whole or not at all. Readers therefore never see a partial object.
+Atomicity: an object is first written under a temporary key beside its destination, then moved into
+place: ``os.replace`` for a local file, a server-side copy (then deletion of the temporary key) for S3,
+which makes the destination visible whole or not at all. Readers never see a partial object, and a
+writer killed mid-way leaves at most a ``.<name>.<random>.tmp`` key, never a half-written destination.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,10 @@ import fsspec
 
 from lpqlc.errors import StorageError
 
-__all__ = ["StorageURL", "parse_storage_url", "open_filesystem", "write_bytes", "read_bytes", "exists", "put_file", "gdal_env"]
+__all__ = ["StorageURL", "parse_storage_url", "open_filesystem", "write_bytes", "read_bytes", "exists", "put_file", "gdal_env",
+           "remove", "list_files"]
+
+log = logging.getLogger(__name__)
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -119,10 +125,27 @@ def write_bytes(url: str, data: bytes, endpoint_url: str | None = None) -> None:
     if loc.protocol == "file":
         _replace_atomically(Path(loc.root), lambda fh: fh.write(data))
         return
+    _s3_commit(loc, endpoint_url, lambda fs, tmp: fs.pipe_file(tmp, data))
+
+
+def _s3_commit(loc: StorageURL, endpoint_url: str | None, fill: Callable[[Any, str], None]) -> None:
+    """Write an S3 object under a temporary sibling key with ``fill(fs, key)``, then move it into place."""
+    fs = open_filesystem(loc, endpoint_url)
+    dest = _strip(loc.url)
+    head, _, name = dest.rpartition("/")
+    tmp = f"{head}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        open_filesystem(loc, endpoint_url).pipe_file(_strip(loc.url), data)
+        fill(fs, tmp)
+        fs.copy(tmp, dest)
     except OSError as exc:
         raise StorageError(f"cannot write {loc.url}: {exc}") from exc
+    finally:
+        try:
+            fs.rm_file(tmp)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            log.warning("could not remove the temporary object s3://%s", tmp)
 
 
 def put_file(local_path: str | os.PathLike[str], url: str, endpoint_url: str | None = None) -> None:
@@ -132,10 +155,7 @@ def put_file(local_path: str | os.PathLike[str], url: str, endpoint_url: str | N
         with open(local_path, "rb") as src:
             _replace_atomically(Path(loc.root), lambda fh: shutil.copyfileobj(src, fh, 1 << 22))
         return
-    try:
-        open_filesystem(loc, endpoint_url).put_file(os.fspath(local_path), _strip(loc.url))
-    except OSError as exc:
-        raise StorageError(f"cannot write {loc.url}: {exc}") from exc
+    _s3_commit(loc, endpoint_url, lambda fs, tmp: fs.put_file(os.fspath(local_path), tmp))
 
 
 def gdal_env(endpoint_url: str | None = None) -> dict[str, str]:
@@ -175,3 +195,25 @@ def exists(url: str, endpoint_url: str | None = None) -> bool:
     if loc.protocol == "file":
         return Path(loc.root).exists()
     return bool(open_filesystem(loc, endpoint_url).exists(_strip(loc.url)))
+
+
+def remove(url: str, endpoint_url: str | None = None, *, recursive: bool = False) -> None:
+    """Delete an object (or, with ``recursive``, everything under a prefix); missing is not an error."""
+    loc = parse_storage_url(url, what="URL")
+    fs = open_filesystem(loc, endpoint_url)
+    path = loc.root if loc.protocol == "file" else _strip(loc.url)
+    try:
+        if fs.exists(path):
+            fs.rm(path, recursive=recursive)
+    except OSError as exc:
+        raise StorageError(f"cannot delete {loc.url}: {exc}") from exc
+
+
+def list_files(url: str, pattern: str, endpoint_url: str | None = None) -> list[str]:
+    """URLs of the objects under ``url`` matching the glob ``pattern`` (e.g. ``*/*.json``), sorted."""
+    loc = parse_storage_url(url, what="URL")
+    fs = open_filesystem(loc, endpoint_url)
+    base = loc.root if loc.protocol == "file" else _strip(loc.url)
+    found = fs.glob(f"{base.rstrip('/')}/{pattern}")
+    prefix = "" if loc.protocol == "file" else f"{loc.protocol}://"
+    return sorted(f"{prefix}{p}" if loc.protocol != "file" else p for p in found)

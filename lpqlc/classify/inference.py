@@ -141,6 +141,12 @@ def classify_array(image: da.Array, *, url: str, endpoint_url: str | None, class
 
     if tile <= 2 * overlap:
         raise ValueError(f"tile {tile} must exceed twice the overlap {overlap}")
+    h, w = image.shape[1:]
+    if h < tile or w < tile:
+        # smaller than one window: pad with missing pixels (as the edge halo would) and crop back
+        padded = da.pad(image, ((0, 0), (0, max(0, tile - h)), (0, max(0, tile - w))))
+        return classify_array(padded, url=url, endpoint_url=endpoint_url, classes=classes, tile=tile, overlap=overlap,
+                              batch=batch, probabilities=probabilities, gpu=gpu)[:, :h, :w]  # fmt: skip
     halo = tile
     # Chunks: multiples of the stride, so no tile centre straddles two blocks (no tile runs twice),
     # and at least as deep as the halo (dask's overlap would otherwise rechunk on its own).

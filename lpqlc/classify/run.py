@@ -24,7 +24,6 @@ from lpqlc.classify.temporal import temporal_mode
 from lpqlc.cluster import compute_bounded, has_gpu_workers
 from lpqlc.composite.run import composite_layer, default_composites_dir, ensure_composites, tile_id
 from lpqlc.config import PipelineConfig
-from lpqlc.config.science import WORLDCOVER_COLOURS
 from lpqlc.grid import OutputGrid
 from lpqlc.model.checkpoint import load_checkpoint
 from lpqlc.publish.cog import cog_bytes
@@ -57,15 +56,17 @@ def normalised_composite(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, c
     return da.where(missing[None], np.float32(0), img).astype(np.float32)
 
 
-def _write_tile(block: np.ndarray, names: list[str], gbox: Any, prefix: str, endpoint: str | None) -> int:
+def _write_tile(block: np.ndarray, names: list[str], gbox: Any, prefix: str, endpoint: str | None,
+                colours: dict[int, str], blocksize: int = 512) -> int:
     crs = gbox.crs.to_wkt()
     if len(block) > len(names):  # class probabilities follow: one multi-band COG, a band per class
         probs = block[len(names):].astype(np.uint8)
-        write_bytes(f"{prefix}/probabilities.tif", cog_bytes(probs, gbox.transform, crs, nodata=0), endpoint)
+        write_bytes(f"{prefix}/probabilities.tif", cog_bytes(probs, gbox.transform, crs, nodata=0, blocksize=blocksize), endpoint)
     for i, name in enumerate(names):
-        kw: dict[str, Any] = {"nodata": 0, "overview_resampling": "mode" if name == "class" else "average"}
+        kw: dict[str, Any] = {"nodata": 0, "overview_resampling": "mode" if name == "class" else "average",
+                              "blocksize": blocksize}
         if name == "class":
-            kw["colormap"] = WORLDCOVER_COLOURS
+            kw["colormap"] = colours
         write_bytes(f"{prefix}/{name}.tif", cog_bytes(block[i].astype(np.uint8), gbox.transform, crs, **kw), endpoint)
     return int(block.shape[-1] * block.shape[-2])
 
@@ -85,6 +86,7 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
     if client is not None:
         client.register_plugin(ModelPlugin(model_url, endpoint))
     cc = cfg.science.ccts
+    colours = dict(cfg.science.landcover.colours)
     grid = OutputGrid.from_config(cfg)
     run = ClassifyRun(prefix=prefix, quarters=quarters, gpu=gpu)
     tasks = []
@@ -98,7 +100,7 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
         for index, tgbox in grid.iter_tiles(q):
             ys, xs = tiles.roi[index]
             tasks.append(dask.delayed(_write_tile, pure=True)(
-                pred[:, ys, xs], ["class", "confidence"], tgbox, f"{prefix}/raw/{q}/{tile_id(index)}", endpoint))  # fmt: skip
+                pred[:, ys, xs], ["class", "confidence"], tgbox, f"{prefix}/raw/{q}/{tile_id(index)}", endpoint, colours, cfg.grid.cog_blocksize))  # fmt: skip
             run.tiles[str(q)].append(tile_id(index))
     compute_bounded(tasks, client, "classify", progress)
     # temporal refinement per resolution era, over the raw classes just written
@@ -119,6 +121,6 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
             for index, tgbox in grid.iter_tiles(q):
                 ys, xs = tiles.roi[index]
                 tasks.append(dask.delayed(_write_tile, pure=True)(
-                    refined[i : i + 1, ys, xs], ["class"], tgbox, f"{prefix}/refined/{q}/{tile_id(index)}", endpoint))  # fmt: skip
+                    refined[i : i + 1, ys, xs], ["class"], tgbox, f"{prefix}/refined/{q}/{tile_id(index)}", endpoint, colours, cfg.grid.cog_blocksize))  # fmt: skip
     compute_bounded(tasks, client, "refine", progress)
     return run

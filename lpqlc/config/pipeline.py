@@ -7,6 +7,7 @@ storage root, an external LS raster) are resolved against the file's folder.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,8 @@ __all__ = [
     "WorkerGroupConfig",
     "KubernetesConfig",
     "ClusterConfig",
+    "PublishConfig",
+    "ModelConfig",
     "PipelineConfig",
     "load_config",
     "config_from_dict",
@@ -132,9 +135,17 @@ class GridConfig(Frozen):
             ratio = self.anchor / r.resolution
             if round(ratio) < 1 or abs(ratio - round(ratio)) > 1e-9:
                 raise ValueError(f"resolution {r.resolution} m does not nest in the {self.anchor} m anchor")
+        if self.tile_size % 16:
+            raise ValueError(f"tile_size {self.tile_size} is not a multiple of 16 (the smallest COG block)")
         if self.tile_size % self.chunk_size:
             raise ValueError(f"tile_size {self.tile_size} is not a multiple of chunk_size {self.chunk_size}")
         return self
+
+    @property
+    def cog_blocksize(self) -> int:
+        """Internal tile edge of the published COGs: 512, or the largest power of two dividing
+        ``tile_size`` below it, so each COG block is one chunk of the mosaic (kerchunk datacubes)."""
+        return math.gcd(self.tile_size, 512)
 
     def resolution_for(self, quarter: Quarter) -> float:
         """Pixel size in metres for a quarter."""
@@ -276,6 +287,48 @@ class ClusterConfig(Frozen):
         return self
 
 
+class PublishConfig(Frozen):
+    """Where and how the products are published: a static STAC catalog of COGs (by default
+    ``<storage.url>/stac``), its indexes, and optionally a STAC API to ingest into."""
+
+    url: str | None = None
+    #: A STAC API with the Transactions extension (stac-fastapi-pgstac) that receives the items.
+    stac_api: str | None = None
+    #: Prefix of the published collection ids: ``<prefix>-landcover``, ``<prefix>-erosion``, …
+    collection_prefix: str = Field("lpqlc", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    #: What becomes of a replaced version's assets: kept under ``<item>/v<N>/`` (and linked as the
+    #: predecessor), or deleted once the new version is committed.
+    superseded: Literal["keep", "delete"] = "keep"
+    geoparquet: bool = True
+    kerchunk: bool = True
+    #: Also publish the R, K, LS, C, P layers with each quarterly erosion item.
+    erosion_factors: bool = False
+    license: str = "CC-BY-4.0"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_storage_url(value)
+            except StorageError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("stac_api")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"stac_api {value!r} is not an http(s) URL")
+        return value
+
+
+class ModelConfig(Frozen):
+    """The land-cover model used by ``lpqlc run`` (a checkpoint made by ``lpqlc train``)."""
+
+    checkpoint: str | None = None
+
+
 class PipelineConfig(Frozen):
     """A whole pipeline: what, where, when, with which constants."""
 
@@ -286,6 +339,8 @@ class PipelineConfig(Frozen):
     sources: SourcesConfig
     storage: StorageConfig
     cluster: ClusterConfig = ClusterConfig()
+    model: ModelConfig = ModelConfig()
+    publish: PublishConfig = PublishConfig()
     science: ScienceConfig = ScienceConfig()
     #: Where the YAML came from (set by :func:`load_config`; not read from the file).
     source_file: str | None = Field(default=None, exclude=True)
@@ -293,6 +348,11 @@ class PipelineConfig(Frozen):
     @property
     def quarters(self) -> list[Quarter]:
         return self.period.quarters
+
+    @property
+    def publish_url(self) -> str:
+        """Root of the published static catalog: ``publish.url`` or ``<storage.url>/stac``."""
+        return self.publish.url or parse_storage_url(self.storage.url).join("stac")
 
 
 def _resolve_relative(data: dict[str, Any], base: Path) -> None:
@@ -308,6 +368,8 @@ def _resolve_relative(data: dict[str, Any], base: Path) -> None:
     fix(data.get("aoi"), "geojson")
     fix(data.get("sources"), "catalog")
     fix(data.get("storage"), "url")
+    fix(data.get("publish"), "url")
+    fix(data.get("model"), "checkpoint")
     science = data.get("science")
     if isinstance(science, dict) and isinstance(science.get("rusle"), dict):
         fix(science["rusle"].get("ls"), "external")

@@ -9,7 +9,8 @@ Layout under the output URL::
     plots/{annual_mean,quarterly_shares,map_<period>}.png
 
 Inputs: land cover per quarter (``landcover``: a path template holding ``{quarter}``, e.g. the sample
-archive's ``truth/landcover/{quarter}.tif`` until the model publishes its maps), FVC from the
+archive's ``truth/landcover/{quarter}.tif``, and optionally ``{tile}`` for tiled maps such as
+``<classify>/refined/{quarter}/{tile}/class.tif``), FVC from the
 composites (run first for quarters that lack them), DEM, soil and daily precipitation from the
 configured catalog. Each (year, tile) is one compute point returning only its statistics.
 """
@@ -37,6 +38,7 @@ from lpqlc.erosion.terrain import ls_factor, slope_degrees
 from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
+from lpqlc.publish.collections import class_colours
 from lpqlc.publish.preview import mosaic_tiles
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
@@ -102,10 +104,10 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
                     landcover: str, fvc_urls: list[str]) -> dict[str, xr.DataArray]:  # fmt: skip
     """Lazy R, K, LS, C, P and A of a quarter on ``gbox``."""
     endpoint, chunk, rusle = cfg.storage.endpoint_url, cfg.grid.chunk_size, cfg.science.rusle
-    lc_url = landcover.format(quarter=quarter)
-    lc_res = abs(file_item(lc_url, "landcover", endpoint).assets["landcover"].extra_fields["proj:transform"][0])
+    lc_urls = landcover_urls(landcover, quarter, cfg)
+    lc_res = abs(file_item(lc_urls[0], "landcover", endpoint).assets["landcover"].extra_fields["proj:transform"][0])
     lc_resampling = "mode" if lc_res < gbox.resolution.x * 0.75 else "nearest"
-    lc = load_files([lc_url], gbox, name="landcover", resampling=lc_resampling, chunks=chunk, endpoint_url=endpoint)
+    lc = load_files(lc_urls, gbox, name="landcover", resampling=lc_resampling, chunks=chunk, endpoint_url=endpoint)
 
     def static_layer(name: str) -> xr.DataArray:
         return load_files([static[name]], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
@@ -123,6 +125,14 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
     return {"erosion": a, "r": r, "k": k, "ls": ls, "c": c, "p": p, "landcover": lc}
 
 
+def landcover_urls(template: str, quarter: Quarter, cfg: PipelineConfig) -> list[str]:
+    """The land-cover rasters of a quarter from a template with ``{quarter}`` (one file) or with
+    ``{quarter}`` and ``{tile}`` (one file per output tile, e.g. ``lpqlc classify``'s refined maps)."""
+    if "{tile}" not in template:
+        return [template.format(quarter=quarter)]
+    return [template.format(quarter=quarter, tile=tile_id(i)) for i, _ in OutputGrid.from_config(cfg).iter_tiles(quarter)]
+
+
 def _subregion_raster(features: list[tuple[str, dict[str, Any]]], gbox: GeoBox) -> np.ndarray:
     from odc.geo import geom
     from rasterio.features import rasterize
@@ -135,7 +145,8 @@ def _subregion_raster(features: list[tuple[str, dict[str, Any]]], gbox: GeoBox) 
 
 def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: int | None, gbox: GeoBox,
                      prefix: str, tile: str, endpoint: str | None, factors: bool,
-                     features: list[tuple[str, dict[str, Any]]], grade_breaks: tuple[float, ...]) -> dict[str, Any]:  # fmt: skip
+                     features: list[tuple[str, dict[str, Any]]], grade_breaks: tuple[float, ...],
+                     grade_colours: dict[int, str] | None = None, blocksize: int = 512) -> dict[str, Any]:  # fmt: skip
     """Write one tile's quarterly (and annual) layers; return sums per (period, subregion)."""
     crs = gbox.crs.to_wkt()
     regions = _subregion_raster(features, gbox)
@@ -154,18 +165,21 @@ def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: i
 
     for q in quarters:
         a = arrays[f"{q}/erosion"]
-        write_bytes(f"{prefix}/{q}/{tile}/erosion.tif", cog_bytes(a, gbox.transform, crs, nodata=float("nan")), endpoint)
+        write_bytes(f"{prefix}/{q}/{tile}/erosion.tif", cog_bytes(a, gbox.transform, crs, nodata=float("nan"), blocksize=blocksize), endpoint)
         if factors:
             for name in FACTORS:
-                blob = cog_bytes(arrays[f"{q}/{name}"].astype(np.float32), gbox.transform, crs, nodata=float("nan"))
+                blob = cog_bytes(arrays[f"{q}/{name}"].astype(np.float32), gbox.transform, crs, nodata=float("nan"),
+                                 blocksize=blocksize)
                 write_bytes(f"{prefix}/{q}/{tile}/{name}.tif", blob, endpoint)
         accumulate(q, a, False)
     if year is not None:
         annual = np.sum([arrays[f"{q}/erosion"] for q in quarters], axis=0).astype(np.float32)
         grade = erosion_grade(xr.DataArray(annual)).values
-        write_bytes(f"{prefix}/{year}/{tile}/erosion.tif", cog_bytes(annual, gbox.transform, crs, nodata=float("nan")), endpoint)
+        write_bytes(f"{prefix}/{year}/{tile}/erosion.tif", cog_bytes(annual, gbox.transform, crs, nodata=float("nan"),
+                                                                    blocksize=blocksize), endpoint)  # fmt: skip
         write_bytes(f"{prefix}/{year}/{tile}/grade.tif", cog_bytes(grade, gbox.transform, crs, nodata=0,
-                                                                  overview_resampling="nearest"), endpoint)  # fmt: skip
+                                                                  overview_resampling="mode", colormap=grade_colours,
+                                                                  blocksize=blocksize), endpoint)  # fmt: skip
         accumulate(str(year), annual, True)
     return stats
 
@@ -183,7 +197,8 @@ def run_erosion(
 ) -> ErosionRun:
     """RUSLE for ``quarters`` over the AOI, written under ``out`` (see the module doc)."""
     if "{quarter}" not in landcover:
-        raise ConfigError(f"--landcover {landcover!r} must hold {{quarter}}, e.g. truth/landcover/{{quarter}}.tif")
+        raise ConfigError(f"--landcover {landcover!r} must hold {{quarter}} (and optionally {{tile}}), "
+                          "e.g. truth/landcover/{quarter}.tif")
     import odc.stac
 
     endpoint = cfg.storage.endpoint_url
@@ -199,6 +214,7 @@ def run_erosion(
     r_all = r_quarters(cfg, years)
     features = subregion_features(cfg)
     grades = cfg.science.rusle.grades
+    grade_colours = class_colours(cfg, "erosion-annual", "grade")
 
     tasks, keys = [], []
     for year in years:
@@ -216,7 +232,7 @@ def run_erosion(
                       for q in layers for name in (("erosion", *FACTORS) if factors else ("erosion",))}  # fmt: skip
             tasks.append(dask.delayed(_write_year_tile, pure=True)(
                 arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, tile_id(index),
-                endpoint, factors, features, grades.breaks,
+                endpoint, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize,
             ))  # fmt: skip
             keys.append((year, tile_id(index)))
     results = compute_bounded(tasks, client, "erosion", progress)

@@ -1,4 +1,5 @@
-"""Offline STAC validation: pystac's bundled core schemas plus the extension schemas shipped here.
+"""Offline STAC validation: pystac's bundled core schemas plus the extension schemas shipped here
+(and PROJ's PROJJSON schema from pyproj's data folder, which the projection extension refers to).
 
 ``lpqlc/data/stac-schemas/`` holds copies of the official stac-extensions schemas (each file's ``$id``
 says where it is published). They are put into the validator's cache under their ``$id``, so
@@ -33,6 +34,16 @@ def _schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
+def _projjson_schema() -> dict[str, Any] | None:
+    """PROJ's PROJJSON schema (``proj:projjson`` refers to it), as shipped in pyproj's data folder."""
+    from pathlib import Path
+
+    from pyproj.datadir import get_data_dir
+
+    f = Path(get_data_dir()) / "projjson.schema.json"
+    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+
+
 def extension_schema_ids() -> list[str]:
     """The extension schema URLs that validate offline."""
     return sorted(_schemas())
@@ -42,7 +53,11 @@ def extension_schema_ids() -> list[str]:
 def offline_validator() -> JsonSchemaSTACValidator:
     """A pystac validator whose cache already holds every shipped extension schema."""
     validator = JsonSchemaSTACValidator()
-    for uri, schema in _schemas().items():
+    schemas = _schemas()
+    projjson = _projjson_schema()
+    if projjson is not None:
+        schemas[projjson["$id"]] = projjson
+    for uri, schema in schemas.items():
         validator.schema_cache[uri] = schema
         validator.schema_cache[uri + "#"] = schema
     return validator

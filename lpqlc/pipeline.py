@@ -1,0 +1,158 @@
+"""The whole chain for a set of quarters: composite → classify → refine → publish land cover →
+erosion → publish erosion → catalog, indexes and STAC API.
+
+Working outputs live under the storage URL (``composites/``, ``classify/``, ``erosion/``); the
+products are published under ``publish.url`` (default ``<storage>/stac``). A quarter whose composite
+fails (no imagery, an unreadable archive) is reported and left out of the later stages; the others
+go on. Each stage is timed; :class:`RunSummary` says what was done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from lpqlc.config import PipelineConfig
+from lpqlc.errors import ConfigError, LpqlcError
+from lpqlc.quarter import Quarter
+from lpqlc.storage import exists, parse_storage_url
+
+__all__ = ["RunSummary", "Failure", "run_pipeline", "work_dirs"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A unit of work that did not produce its output, and why."""
+
+    stage: str
+    what: str
+    message: str
+
+
+@dataclass
+class RunSummary:
+    """What a run did: quarters and years produced, items per collection by outcome, failures, timings."""
+
+    quarters: list[Quarter] = field(default_factory=list)
+    years: list[int] = field(default_factory=list)
+    items: dict[str, Counter[str]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    catalog: Any = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def count(self, outcomes: Sequence[Any]) -> None:
+        for o in outcomes:
+            cid = o.item_id.rsplit("-", 2)[0]
+            self.items.setdefault(cid, Counter())[o.status] += 1
+
+    def lines(self) -> list[str]:
+        """A human-readable summary."""
+        out = [f"quarters: {len(self.quarters)} ({self.quarters[0]}–{self.quarters[-1]})" if self.quarters else "quarters: none",
+               f"years with annual erosion: {', '.join(map(str, self.years)) or 'none'}"]  # fmt: skip
+        for cid, c in sorted(self.items.items()):
+            out.append(f"{cid}: {sum(c.values())} items ({c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged)")
+        out.append(f"failures: {len(self.failures)}")
+        out += [f"  {f.stage} {f.what}: {f.message}" for f in self.failures]
+        out.append("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
+        return out
+
+
+def work_dirs(cfg: PipelineConfig) -> dict[str, str]:
+    """The working folders under the storage URL."""
+    root = parse_storage_url(cfg.storage.url, what="storage.url")
+    return {name: root.join(name) for name in ("composites", "classify", "erosion")}
+
+
+@contextmanager
+def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        summary.timings[stage] = summary.timings.get(stage, 0.0) + time.perf_counter() - t0
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    quarters: Sequence[Quarter] | None = None,
+    *,
+    model: str | None = None,
+    client: Any = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Run the chain for ``quarters`` (default: the configured period) and publish the products.
+
+    ``model`` (default ``model.checkpoint``) is the land-cover checkpoint. Raises
+    :class:`ConfigError` when there is none; per-quarter failures are collected in the summary.
+    """
+    from lpqlc.classify.run import run_classify
+    from lpqlc.composite.run import run_composite
+    from lpqlc.erosion.run import run_erosion
+    from lpqlc.publish.products import (
+        erosion_specs,
+        landcover_specs,
+        model_identity,
+        publish_items,
+        refresh_catalog,
+    )
+
+    model = model or cfg.model.checkpoint
+    if not model:
+        raise ConfigError("no land-cover model: set model.checkpoint in the config or pass --model "
+                          "(make one with `lpqlc train`)")  # fmt: skip
+    endpoint = cfg.storage.endpoint_url
+    ident = model_identity(model, endpoint)
+    dirs = work_dirs(cfg)
+    summary = RunSummary(outputs={**dirs, "catalog": f"{cfg.publish_url.rstrip('/')}/catalog.json"})
+    qs = sorted(quarters or cfg.quarters)
+
+    ok: list[Quarter] = []
+    with _timed(summary, "composite"):
+        for i, q in enumerate(qs):
+            if exists(f"{dirs['composites']}/{q}/composite.json", endpoint):
+                ok.append(q)
+            else:
+                try:
+                    run_composite(cfg, q, dirs["composites"], client=client,
+                                  progress=_sub(progress, f"composite {q} ({i + 1}/{len(qs)})"))  # fmt: skip
+                    ok.append(q)
+                except LpqlcError as exc:
+                    log.error("%s: composite failed: %s", q, exc)
+                    summary.failures.append(Failure("composite", str(q), str(exc)))
+            if progress:
+                progress("composites", i + 1, len(qs))
+    if not ok:
+        return summary
+    summary.quarters = ok
+    with _timed(summary, "classify + refine"):
+        run_classify(cfg, model, ok, dirs["classify"], composites=dirs["composites"], client=client, progress=progress)
+    with _timed(summary, "publish land cover"):
+        specs = landcover_specs(cfg, dirs["classify"], dirs["composites"], ok, ident)
+        summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish land cover"))
+    with _timed(summary, "erosion"):
+        landcover = f"{dirs['classify']}/refined/{{quarter}}/{{tile}}/class.tif"
+        ero = run_erosion(cfg, ok, dirs["erosion"], landcover=landcover, composites=dirs["composites"], client=client,
+                          progress=progress)  # fmt: skip
+        summary.years = ero.years
+    with _timed(summary, "publish erosion"):
+        specs = erosion_specs(cfg, dirs["erosion"], dirs["composites"], ok, ero.years)
+        summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish erosion"))
+    with _timed(summary, "catalog"):
+        summary.catalog = refresh_catalog(cfg, client=client, progress=progress)
+    return summary
+
+
+def _sub(progress: Progress | None, stage: str) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda _stage, done, total: progress(stage, done, total)

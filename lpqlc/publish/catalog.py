@@ -1,0 +1,198 @@
+"""The published static catalog: versioned items committed after their assets, and the catalog tree.
+
+Layout under the publish root (local path or ``s3://``)::
+
+    catalog.json                                   root catalog, a child link per collection
+    <collection>/collection.json                   collection, an item link per item, index assets
+    <collection>/<item>/<item>.json                the item: its commit point
+    <collection>/<item>/v<N>/<asset>.tif           the COGs of version N (immutable once committed)
+    <collection>/<item>/v<N>/<item>.json           a superseded version's item (``superseded: keep``)
+
+Publishing an item writes its COGs under a new version folder (each atomically), then the item JSON
+(atomically): readers see the old version or the whole new one, and a publish interrupted before the
+item is written leaves no visible item (the next run writes that version again). Republishing
+identical content (same checksums, same inputs) writes nothing, so reruns are idempotent and untouched
+items stay byte-identical. A changed item gets version N+1, a new ``updated`` and keeps ``created``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from lpqlc.publish.items import CogInfo, cog_info
+from lpqlc.storage import exists, list_files, parse_storage_url, read_bytes, remove, write_bytes
+
+__all__ = [
+    "PublishOutcome",
+    "item_url",
+    "read_item",
+    "publish_item",
+    "list_items",
+    "write_collection",
+    "write_root_catalog",
+    "to_json",
+]
+
+log = logging.getLogger(__name__)
+
+Status = Literal["new", "updated", "unchanged"]
+
+
+def to_json(doc: Mapping[str, Any]) -> bytes:
+    """Stable JSON bytes (2-space indent, keys in insertion order, UTF-8, trailing newline)."""
+    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def item_url(root: str, collection: str, item_id: str) -> str:
+    """``<root>/<collection>/<item>/<item>.json``."""
+    return f"{root.rstrip('/')}/{collection}/{item_id}/{item_id}.json"
+
+
+def read_item(url: str, endpoint: str | None) -> dict[str, Any] | None:
+    """The item JSON at ``url``, or None when there is none."""
+    if not exists(url, endpoint):
+        return None
+    doc: dict[str, Any] = json.loads(read_bytes(url, endpoint))
+    return doc
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What publishing one item did."""
+
+    item_id: str
+    status: Status
+    version: int
+    url: str
+
+
+def _item_links(collection: str) -> list[dict[str, Any]]:
+    return [
+        {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
+        {"rel": "parent", "href": "../collection.json", "type": "application/json"},
+        {"rel": "collection", "href": "../collection.json", "type": "application/json", "title": collection},
+    ]
+
+
+def publish_item(
+    root: str,
+    collection: str,
+    item_id: str,
+    blobs: Mapping[str, bytes],
+    make_item: Callable[[int, Mapping[str, tuple[str, CogInfo]], datetime, datetime], dict[str, Any]],
+    *,
+    endpoint: str | None = None,
+    superseded: Literal["keep", "delete"] = "keep",
+    now: datetime | None = None,
+) -> PublishOutcome:
+    """Publish one item's COG ``blobs`` (asset key → bytes) and then the item.
+
+    ``make_item(version, assets, created, updated)`` builds the item document from the asset hrefs
+    (relative to the item) and their :class:`CogInfo`. Every blob is checked to be a valid COG before
+    anything is written. Nothing is written when the published version already has these exact
+    assets and the same ``lpqlc:inputs``.
+    """
+    url = item_url(root, collection, item_id)
+    infos = {k: cog_info(b, f"{collection}/{item_id} asset {k!r}") for k, b in blobs.items()}
+    old = read_item(url, endpoint)
+    old_version = int(old["properties"].get("version", "0")) if old else 0
+    now = now or datetime.now(UTC)
+    created = _parse_time(old["properties"]["created"]) if old else now
+    candidate = make_item(old_version or 1, {k: (f"./v{old_version or 1}/{k}.tif", i) for k, i in infos.items()},
+                          created, now)  # fmt: skip
+    if old is not None and _same_content(old, candidate):
+        return PublishOutcome(item_id, "unchanged", old_version, url)
+    version = old_version + 1
+    folder = posixpath.dirname(url)
+    for key, blob in blobs.items():
+        write_bytes(f"{folder}/v{version}/{key}.tif", blob, endpoint)
+    doc = make_item(version, {k: (f"./v{version}/{k}.tif", i) for k, i in infos.items()}, created, now)
+    doc["links"] = _item_links(collection)
+    if old is not None and superseded == "keep":
+        previous = _as_superseded(old, old_version)
+        write_bytes(f"{folder}/v{old_version}/{item_id}.json", to_json(previous), endpoint)
+        doc["links"].append({"rel": "predecessor-version", "href": f"./v{old_version}/{item_id}.json",
+                             "type": "application/geo+json", "title": f"version {old_version}"})  # fmt: skip
+    write_bytes(url, to_json(doc), endpoint)  # the commit point
+    if old is not None and superseded == "delete":
+        remove(f"{folder}/v{old_version}", endpoint, recursive=True)
+    log.debug("%s: published version %d", item_id, version)
+    return PublishOutcome(item_id, "updated" if old else "new", version, url)
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _same_content(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    def sums(doc: Mapping[str, Any]) -> dict[str, str]:
+        return {k: a.get("file:checksum", "") for k, a in doc["assets"].items()}
+
+    return sums(old) == sums(new) and old["properties"].get("lpqlc:inputs") == new["properties"].get("lpqlc:inputs")
+
+
+def _as_superseded(old: Mapping[str, Any], version: int) -> dict[str, Any]:
+    """The old item as it is kept beside its assets: hrefs relative to ``v<N>/``, marked deprecated."""
+    doc = json.loads(json.dumps(old))
+    for asset in doc["assets"].values():
+        href = asset["href"]
+        prefix = f"./v{version}/"
+        if href.startswith(prefix):
+            asset["href"] = "./" + href[len(prefix) :]
+    doc["properties"]["deprecated"] = True
+    doc["links"] = [
+        {"rel": "root", "href": "../../../catalog.json", "type": "application/json"},
+        {"rel": "collection", "href": "../../collection.json", "type": "application/json"},
+        {"rel": "latest-version", "href": f"../{doc['id']}.json", "type": "application/geo+json"},
+    ]
+    return doc  # type: ignore[no-any-return]
+
+
+def list_items(root: str, collection: str, endpoint: str | None = None) -> list[dict[str, Any]]:
+    """Every committed item of a collection, sorted by id (superseded versions are not listed)."""
+    out = []
+    for url in list_files(f"{root.rstrip('/')}/{collection}", "*/*.json", endpoint):
+        name = posixpath.basename(url)
+        if posixpath.basename(posixpath.dirname(url)) + ".json" != name:
+            continue
+        out.append(json.loads(read_bytes(url, endpoint)))
+    return sorted(out, key=lambda d: d["id"])
+
+
+def write_collection(root: str, doc: dict[str, Any], items: list[dict[str, Any]], endpoint: str | None = None) -> str:
+    """Write ``<root>/<collection>/collection.json`` linking ``items``; returns its URL."""
+    cid = doc["id"]
+    links = [
+        {"rel": "root", "href": "../catalog.json", "type": "application/json"},
+        {"rel": "parent", "href": "../catalog.json", "type": "application/json"},
+    ]
+    links += [{"rel": "item", "href": f"./{i['id']}/{i['id']}.json", "type": "application/geo+json"} for i in items]
+    url = f"{root.rstrip('/')}/{cid}/collection.json"
+    write_bytes(url, to_json({**doc, "links": links}), endpoint)
+    return url
+
+
+def write_root_catalog(root: str, title: str, description: str, collections: list[dict[str, Any]],
+                       endpoint: str | None = None) -> str:  # fmt: skip
+    """Write ``<root>/catalog.json`` with a child link per published collection; returns its URL."""
+    existing = list_files(root, "*/collection.json", endpoint)
+    ids = sorted({posixpath.basename(posixpath.dirname(u)) for u in existing} | {c["id"] for c in collections})
+    doc = {
+        "type": "Catalog",
+        "stac_version": "1.1.0",
+        "id": parse_storage_url(root).root.rstrip("/").rsplit("/", 1)[-1] or "lpqlc",
+        "title": title,
+        "description": description,
+        "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
+        + [{"rel": "child", "href": f"./{cid}/collection.json", "type": "application/json"} for cid in ids],
+    }
+    url = f"{root.rstrip('/')}/catalog.json"
+    write_bytes(url, to_json(doc), endpoint)
+    return url
+

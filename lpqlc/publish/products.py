@@ -1,0 +1,289 @@
+"""Publishing the pipeline's working outputs as STAC items (one Dask task per item), then refreshing
+the catalog, its indexes and the STAC API.
+
+Sources (written by the jobs; see their module docs)::
+
+    <classify>/refined/<Q>/<tile>/class.tif       → <prefix>-landcover            asset landcover
+    <classify>/raw/<Q>/<tile>/confidence.tif      → <prefix>-landcover-confidence asset confidence
+    <erosion>/<Q>/<tile>/erosion.tif              → <prefix>-erosion              asset erosion
+    <erosion>/<YYYY>/<tile>/{erosion,grade}.tif   → <prefix>-erosion-annual       assets erosion, grade
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import dask
+
+from lpqlc import __version__
+from lpqlc.cluster import compute_bounded
+from lpqlc.composite.run import composite_summary, tile_id
+from lpqlc.config import PipelineConfig
+from lpqlc.grid import OutputGrid
+from lpqlc.publish.catalog import (
+    PublishOutcome,
+    list_items,
+    publish_item,
+    to_json,
+    write_collection,
+    write_root_catalog,
+)
+from lpqlc.publish.collections import PRODUCTS, collection_doc, collection_id, item_assets, product
+from lpqlc.publish.datacube import build_references, datacube_name
+from lpqlc.publish.items import CogInfo, Period, build_item, item_id
+from lpqlc.quarter import Quarter
+from lpqlc.storage import exists, parse_storage_url, put_file, read_bytes, write_bytes
+
+__all__ = ["ItemSpec", "publish_items", "landcover_specs", "erosion_specs", "refresh_catalog", "CatalogIndex",
+           "software_versions"]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+
+def software_versions(*extra: str) -> dict[str, str]:
+    """``processing:software``: lpqlc and GDAL, plus the named packages' versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import rasterio
+
+    out = {"lpqlc": __version__, "gdal": str(rasterio.__gdal_version__)}
+    for name in extra:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """Everything one publish task needs: where the sources are, what the item says."""
+
+    product: str
+    period: str
+    tile: str
+    sources: dict[str, str]
+    lineage: str
+    inputs: tuple[str, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _publish_one(spec: ItemSpec, cfg: PipelineConfig, root: str, software: dict[str, str]) -> PublishOutcome:
+    """Runs on a worker: read the source COGs, publish them and the item."""
+    endpoint = cfg.storage.endpoint_url
+    cid = collection_id(cfg, spec.product)
+    period = Period(spec.period)
+    gbox = dict(OutputGrid.from_config(cfg).iter_tiles(period.quarters[0]))[_tile_index(spec.tile)]
+    blobs = {k: read_bytes(u, endpoint) for k, u in spec.sources.items()}
+    assets_tmpl = item_assets(cfg, spec.product)
+
+    def make(version: int, assets: Mapping[str, tuple[str, CogInfo]], created: datetime, updated: datetime) -> dict[str, Any]:
+        return build_item(collection=cid, period=period, tile=spec.tile, gbox=gbox, assets=assets,
+                          item_assets=assets_tmpl, version=version, created=created, updated=updated,
+                          lineage=spec.lineage, inputs=spec.inputs, software=software, extra=spec.extra)  # fmt: skip
+
+    return publish_item(root, cid, item_id(cid, period, spec.tile), blobs, make, endpoint=endpoint,
+                        superseded=cfg.publish.superseded)  # fmt: skip
+
+
+def _tile_index(tile: str) -> tuple[int, int]:
+    return int(tile[5:8]), int(tile[1:4])
+
+
+def publish_items(cfg: PipelineConfig, specs: Sequence[ItemSpec], *, client: Any = None,
+                  progress: Callable[[str, int, int], None] | None = None, stage: str = "publish") -> list[PublishOutcome]:  # fmt: skip
+    """Publish ``specs`` (one task each; assets first, the item last) under ``cfg.publish_url``."""
+    root = cfg.publish_url.rstrip("/")
+    software = software_versions("torch", "odc-stac", "xarray", "dask")
+    tasks = [dask.delayed(_publish_one, pure=False)(s, cfg, root, software) for s in specs]
+    outcomes: list[PublishOutcome] = compute_bounded(tasks, client, stage, progress)
+    return outcomes
+
+
+def _composite_items(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> list[str]:
+    return list(composite_summary(cfg, comp_dir, quarter).get("items", []))
+
+
+def landcover_specs(cfg: PipelineConfig, classify_dir: str, comp_dir: str, quarters: Sequence[Quarter],
+                    model: Mapping[str, str]) -> list[ItemSpec]:  # fmt: skip
+    """Item specs of the land-cover and confidence products for ``quarters`` (every tile).
+
+    A refined quarter's inputs are the source items of every quarter in its temporal window that
+    was classified (``quarters``); the confidence of a quarter depends on that quarter's only.
+    """
+    grid = OutputGrid.from_config(cfg)
+    half = cfg.science.landcover.temporal_window // 2
+    qset = set(quarters)
+    own = {q: _composite_items(cfg, comp_dir, q) for q in quarters}
+    specs = []
+    for q in sorted(quarters):
+        window = [w for w in (q + d for d in range(-half, half + 1)) if w in qset]
+        inputs = tuple(sorted({i for w in window for i in own[w]}))
+        span = f"{window[0]}–{window[-1]}" if len(window) > 1 else str(window[0])
+        for index, _ in grid.iter_tiles(q):
+            t = tile_id(index)
+            specs.append(ItemSpec(
+                "landcover", str(q), t, {"landcover": f"{classify_dir}/refined/{q}/{t}/class.tif"},
+                lineage=(f"Temporal mode over {span} of CCTS/HRFormer class predictions (checkpoint "
+                         f"{model['checksum'][:16]}…) on quarterly median composites of {len(inputs)} source "
+                         f"items: {', '.join(inputs)}"),
+                inputs=inputs, extra={"lpqlc:model": dict(model), "lpqlc:window": [str(w) for w in window]},
+            ))  # fmt: skip
+            specs.append(ItemSpec(
+                "landcover-confidence", str(q), t, {"confidence": f"{classify_dir}/raw/{q}/{t}/confidence.tif"},
+                lineage=(f"Maximum class probability of the CCTS/HRFormer prediction (checkpoint "
+                         f"{model['checksum'][:16]}…) on the {q} median composite of {len(own[q])} source items: "
+                         f"{', '.join(own[q])}"),
+                inputs=tuple(own[q]), extra={"lpqlc:model": dict(model)},
+            ))  # fmt: skip
+    return specs
+
+
+def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters: Sequence[Quarter],
+                  years: Sequence[int]) -> list[ItemSpec]:  # fmt: skip
+    """Item specs of the quarterly and annual erosion products."""
+    grid = OutputGrid.from_config(cfg)
+    lc = collection_id(cfg, "landcover")
+    ero = collection_id(cfg, "erosion")
+    anc = cfg.sources.collections
+    specs = []
+    for q in sorted(quarters):
+        comp = _composite_items(cfg, comp_dir, q)
+        for index, _ in grid.iter_tiles(q):
+            t = tile_id(index)
+            lc_id = item_id(lc, Period.of(q), t)
+            inputs = (lc_id, *comp)
+            specs.append(ItemSpec(
+                "erosion", str(q), t, {"erosion": f"{erosion_dir}/{q}/{t}/erosion.tif"},
+                lineage=(f"RUSLE A = R·K·LS·C·P: C and P from land cover {lc_id} and FVC of the {q} composite of "
+                         f"{len(comp)} source items ({', '.join(comp)}); R from {anc.precipitation}, K from "
+                         f"{anc.soil}, LS from {anc.dem}"),
+                inputs=tuple(inputs),
+            ))  # fmt: skip
+    for y in sorted(years):
+        for index, _ in grid.iter_tiles(Quarter(y, 1)):
+            t = tile_id(index)
+            qids = tuple(item_id(ero, Period.of(Quarter(y, n)), t) for n in (1, 2, 3, 4))
+            specs.append(ItemSpec(
+                "erosion-annual", str(y), t,
+                {"erosion": f"{erosion_dir}/{y}/{t}/erosion.tif", "grade": f"{erosion_dir}/{y}/{t}/grade.tif"},
+                lineage=f"Sum of the quarterly soil loss {', '.join(qids)}; grades after SL 190-2007",
+                inputs=qids,
+            ))  # fmt: skip
+    return specs
+
+
+@dataclass
+class CatalogIndex:
+    """What a catalog refresh wrote."""
+
+    catalog: str
+    collections: dict[str, str] = field(default_factory=dict)
+    datacubes: dict[str, list[str]] = field(default_factory=dict)
+    geoparquet: dict[str, str] = field(default_factory=dict)
+    items: dict[str, int] = field(default_factory=dict)
+    api: dict[str, int] | None = None
+
+
+def _scan(url: str, endpoint: str | None) -> dict[str, Any]:
+    from lpqlc.publish.datacube import scan_cog
+
+    return scan_cog(url, endpoint)
+
+
+def _asset_url(root: str, item: Mapping[str, Any], key: str) -> str:
+    href = item["assets"][key]["href"]
+    if "://" in href or href.startswith("/"):
+        return str(href)
+    return f"{root}/{item['collection']}/{item['id']}/{href.removeprefix('./')}"
+
+
+def _write_geoparquet(url: str, items: list[dict[str, Any]], collection: dict[str, Any], endpoint: str | None) -> None:
+    from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "items.parquet")
+        to_parquet(parse_stac_items_to_arrow(items), path, collections={collection["id"]: collection})
+        put_file(path, url, endpoint)
+
+
+def refresh_catalog(cfg: PipelineConfig, keys: Sequence[str] = tuple(PRODUCTS), *, client: Any = None,
+                    progress: Callable[[str, int, int], None] | None = None) -> CatalogIndex:  # fmt: skip
+    """Rewrite collection documents, kerchunk datacubes, stac-geoparquet files and the root catalog from
+    the committed items; ingest into ``publish.stac_api`` when set."""
+    from lpqlc.publish.stacapi import absolute_item, ingest
+
+    root = cfg.publish_url.rstrip("/")
+    endpoint = cfg.storage.endpoint_url
+    rootloc = parse_storage_url(root, what="publish.url")
+    index = CatalogIndex(catalog=f"{root}/catalog.json")
+    docs: dict[str, dict[str, Any]] = {}
+    all_items: dict[str, list[dict[str, Any]]] = {}
+    for key in keys:
+        prod = product(key)
+        cid = collection_id(cfg, key)
+        items = list_items(root, cid, endpoint)
+        if not items:
+            continue
+        absolute = [absolute_item(i, rootloc) for i in items]
+        coll_assets: dict[str, dict[str, Any]] = {}
+        if cfg.publish.kerchunk:
+            scans_tasks = [dask.delayed(_scan, pure=True)(_asset_url(root, i, a), endpoint) for i in items for a in prod.assets]
+            scanned = compute_bounded(scans_tasks, client, f"datacube {key}", progress)
+            keys_ = [(i["id"], a) for i in items for a in prod.assets]
+            scans = dict(zip(keys_, scanned, strict=True))
+            by_res: dict[float, list[dict[str, Any]]] = {}
+            for it in absolute:
+                by_res.setdefault(abs(it["properties"]["proj:transform"][0]), []).append(it)
+            index.datacubes[cid] = []
+            for res, group in sorted(by_res.items()):
+                refs = build_references(group, scans, prod.assets, title=f"{cid} at {res:g} m")
+                name = datacube_name(res)
+                url = f"{root}/{cid}/{name}"
+                write_bytes(url, to_json(refs), endpoint)
+                index.datacubes[cid].append(url)
+                coll_assets[name.removesuffix(".json")] = {
+                    "href": f"./{name}", "type": "application/json", "roles": ["index", "references"],
+                    "title": f"Kerchunk references: the {res:g} m time series as one Zarr dataset (time, y, x)",
+                }  # fmt: skip
+        if cfg.publish.geoparquet:
+            coll_assets["geoparquet"] = {"href": "./items.parquet", "type": "application/vnd.apache.parquet",
+                                         "roles": ["collection-mirror"], "title": "stac-geoparquet of the items"}  # fmt: skip
+        doc = collection_doc(cfg, key, items, coll_assets or None)
+        if cfg.publish.geoparquet:
+            url = f"{root}/{cid}/items.parquet"
+            _write_geoparquet(url, absolute, doc, endpoint)
+            index.geoparquet[cid] = url
+        index.collections[cid] = write_collection(root, doc, items, endpoint)
+        index.items[cid] = len(items)
+        docs[cid] = doc
+        all_items[cid] = items
+    write_root_catalog(root, f"{cfg.name}: LP-QLC land cover and soil erosion",
+                       f"Quarterly land cover and RUSLE soil erosion for {cfg.aoi.name}, made by lpqlc {__version__}.",
+                       list(docs.values()), endpoint)  # fmt: skip
+    if cfg.publish.stac_api and docs:
+        api_docs = {}
+        for cid, doc in docs.items():
+            d = dict(doc)
+            d["assets"] = {k: {**a, "href": f"{root}/{cid}/{a['href'].removeprefix('./')}"}
+                           for k, a in (doc.get("assets") or {}).items()}  # fmt: skip
+            api_docs[cid] = d
+        index.api = ingest(cfg.publish.stac_api, api_docs, all_items, rootloc)
+    return index
+
+
+def model_identity(url: str, endpoint: str | None) -> dict[str, str]:
+    """``lpqlc:model`` of the land-cover items: the checkpoint URL and its sha2-256 multihash."""
+    from lpqlc.publish.items import multihash
+
+    if not exists(url, endpoint):
+        from lpqlc.errors import ConfigError
+
+        raise ConfigError(f"model checkpoint {url} does not exist: train one with `lpqlc train`")
+    return {"checkpoint": url, "checksum": multihash(read_bytes(url, endpoint))}
