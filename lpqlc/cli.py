@@ -328,6 +328,81 @@ def classify_cmd(
               f"{run.prefix}/raw, {run.prefix}/refined", soft_wrap=True)  # fmt: skip
 
 
+# ------------------------------------------------------------------------------------- whole chain
+def _print_summary(summary: object) -> None:
+    for line in summary.lines():  # type: ignore[attr-defined]
+        out.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+@app.command("run")
+def run_cmd(
+    config: Annotated[Path, typer.Option(help="Pipeline YAML.")],
+    quarters: Annotated[str | None, typer.Option(help="Quarters (default: the configured period), e.g. 2021Q1:2022Q4.")] = None,
+    model: Annotated[str | None, typer.Option(help="Land-cover checkpoint (default: model.checkpoint of the config).")] = None,
+) -> None:
+    """The whole chain: composite → classify → refine → publish land cover → erosion → publish erosion,
+    then the catalog, its kerchunk datacubes and stac-geoparquet, and the STAC API when configured."""
+    from lpqlc.cluster import open_client
+    from lpqlc.config import load_config
+    from lpqlc.pipeline import run_pipeline
+
+    cfg = load_config(config)
+    qs = _quarters(quarters, "--quarters") if quarters else None
+    with open_client(cfg.cluster) as client, _progress() as bar:
+        task = bar.add_task("run", total=None, last="")
+
+        def tick(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total, last="")
+
+        summary = run_pipeline(cfg, qs, model=model, client=client, progress=tick)
+    _print_summary(summary)
+    out.print(f"catalog: {summary.outputs['catalog']}", soft_wrap=True)
+    if summary.failures:
+        raise typer.Exit(1)
+
+
+@app.command("search")
+def search_cmd(
+    target: Annotated[str, typer.Argument(help="A static catalog (catalog.json, local or s3://) or a STAC API URL.")],
+    collection: Annotated[str | None, typer.Option(help="Collection id(s), comma-separated (default: all).")] = None,
+    bbox: Annotated[str | None, typer.Option(help="west,south,east,north in degrees.")] = None,
+    datetime: Annotated[str | None, typer.Option(help="Instant or interval, e.g. 2021-07-01/2021-09-30.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many items.")] = 100,
+) -> None:
+    """Search published (or source) items by collection, bbox and datetime; prints one line per item."""
+    from lpqlc.publish.search import search_items
+
+    box = None
+    if bbox:
+        try:
+            w, s_, e, n = (float(v) for v in bbox.split(","))
+        except ValueError:
+            raise LpqlcError(f"--bbox {bbox!r}: expected west,south,east,north") from None
+        box = (w, s_, e, n)
+    cols = [c.strip() for c in collection.split(",")] if collection else None
+    items = search_items(target, collections=cols, bbox=box, datetime=datetime, limit=limit)
+    for it in items:
+        assets = ", ".join(f"{k}={a.get_absolute_href() or a.href}" for k, a in it.assets.items())
+        out.print(f"{it.id}  {it.properties.get('datetime')}  v{it.properties.get('version', '?')}  {assets}",
+                  soft_wrap=True, markup=False, highlight=False)  # fmt: skip
+    console.print(f"{len(items)} item(s)")
+
+
+@app.command("datacube")
+def datacube_cmd(
+    url: Annotated[str, typer.Argument(help="A datacube reference file (…/<collection>/datacube-10m.json), local or s3://.")],
+    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint (default: AWS_ENDPOINT_URL).")] = None,
+) -> None:
+    """Open a product's kerchunk datacube lazily and print it, with the lines that open it in Python."""
+    from lpqlc.publish.datacube import open_datacube
+
+    ds = open_datacube(url, endpoint_url)
+    out.print(str(ds), markup=False, highlight=False, soft_wrap=True)
+    out.print("open it in Python:", soft_wrap=True)
+    out.print(f"  from lpqlc.publish.datacube import open_datacube; ds = open_datacube({url!r})", soft_wrap=True,
+              markup=False, highlight=False)  # fmt: skip
+
+
 # -------------------------------------------------------------------------------------------- k8s
 @k8s_app.command("render")
 def k8s_render(
@@ -356,15 +431,17 @@ def k8s_render(
 # ------------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the archive and the quicklooks.")] = Path("lpqlc-demo"),
-    config: Annotated[Path, typer.Option(help="Pipeline YAML (its catalog is replaced by the demo's).")] = DEFAULT_CONFIG,
-    quarters: Annotated[str, typer.Option(help="Quarters to preview, e.g. 2010Q3,2021Q3.")] = "2010Q3,2021Q3",
-    start: Annotated[str, typer.Option(help="First quarter of the sample archive.")] = "2000Q1",
-    end: Annotated[str, typer.Option(help="Last quarter of the sample archive.")] = "2024Q4",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the archive, the model, the products and the report.")] = Path("lpqlc-demo"),
+    config: Annotated[Path, typer.Option(help="Pipeline YAML (its catalog and storage are replaced by the demo's).")] = DEFAULT_CONFIG,
+    quarters: Annotated[str, typer.Option(help="Quarters to produce and publish, e.g. 2020Q3:2021Q4.")] = "2020Q3:2021Q4",
+    start: Annotated[str, typer.Option(help="First quarter of the sample archive.")] = "2019Q1",
+    end: Annotated[str, typer.Option(help="Last quarter of the sample archive.")] = "2022Q4",
     seed: Annotated[int, typer.Option(help="Sample archive seed.")] = 42,
+    epochs: Annotated[str | None, typer.Option(help="CCTS epochs per stage, e.g. contrastive=1,supervised=6,refine=2.")] = None,
 ) -> None:
-    """Offline main job on the embedded default: sample archive → composites → RUSLE erosion, on local Dask."""
-    from lpqlc.demo import run_demo
+    """Offline main job on the embedded default: sample archive → small CCTS model → composite →
+    classify → refine → publish → erosion → publish → report, on a local Dask cluster."""
+    from lpqlc.demo import DEMO_EPOCHS, run_demo
     from lpqlc.sample.archive import SampleSpec
 
     qs = parse_quarters(quarters)
@@ -372,28 +449,41 @@ def demo(
     outside = [str(q) for q in qs if not spec.start <= q <= spec.end]
     if outside:
         raise LpqlcError(f"--quarters {','.join(outside)} lie outside the archive's {spec.start}–{spec.end}")
-    with console.status(f"sample archive {spec.start}–{spec.end}, composites of {quarters}, erosion of {qs[-1].year}…"):
-        res = run_demo(config, out_dir, spec, qs)
+    sched = dict(DEMO_EPOCHS)
+    if epochs:
+        try:
+            sched.update({k.strip(): int(v) for k, v in (p.split("=") for p in epochs.split(","))})
+        except ValueError:
+            raise LpqlcError(f"--epochs {epochs!r}: expected stage=n pairs, e.g. supervised=6") from None
+    with _progress() as bar:
+        task = bar.add_task("demo", total=None, last="")
+
+        def tick(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total, last="")
+
+        res = run_demo(config, out_dir, spec, qs, epochs=sched, progress=tick)
     table = Table(title="lpqlc demo")
     table.add_column("what")
     table.add_column("value")
     for cid, n in res.archive.summary().items():
-        table.add_row(f"items in {cid}", str(n))
-    table.add_row("items matched for the previewed quarters", str(res.n_items))
-    table.add_row("output grid (last quarter)", f"{res.grid_shape[1]}×{res.grid_shape[0]} px, equal-area")
+        table.add_row(f"source items in {cid}", str(n))
+    table.add_row("model", res.model)
+    for cid, c in sorted(res.summary.items.items()):
+        table.add_row(f"published {cid}", f"{sum(c.values())} items")
     out.print(table)
-    for p in res.pngs:
+    _print_summary(res.summary)
+    for p in res.quicklooks:
         out.print(f"quicklook: {p}", soft_wrap=True)
-    if res.erosion is not None:
-        out.print(f"erosion summary: {res.erosion.summary_csv}", soft_wrap=True)
-        for p in res.erosion.plots:
-            out.print(f"erosion plot: {p}", soft_wrap=True)
-    out.print(f"static catalog: {res.archive.catalog}", soft_wrap=True)
-    search = (
-        "import pystac; c = pystac.Catalog.from_file('" + res.archive.catalog + "'); "
-        "print(sum(1 for _ in c.get_items(recursive=True)), 'items')"
-    )
-    out.print(f'search it: python -c "{search}"', soft_wrap=True, markup=False, highlight=False)
+    for p in res.report.files:
+        out.print(f"report: {p}", soft_wrap=True)
+    out.print(f"report: {res.report.markdown}", soft_wrap=True)
+    cat = res.summary.outputs["catalog"]
+    out.print(f"published catalog: {cat}", soft_wrap=True)
+    first = res.summary.quarters[0] if res.summary.quarters else qs[0]
+    out.print(f"search it: lpqlc search {cat} --collection {res.config.publish.collection_prefix}-landcover "
+              f"--datetime {first.start:%Y-%m-%d}/{first.end:%Y-%m-%d}", soft_wrap=True, markup=False, highlight=False)  # fmt: skip
+    if res.summary.failures:
+        raise typer.Exit(1)
 
 
 def main() -> None:

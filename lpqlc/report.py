@@ -1,0 +1,220 @@
+"""A small report on published products, read back through their kerchunk datacubes: land-cover area
+per class over time, mean erosion and eroded area per year, a land-cover transition Sankey, and maps.
+
+Writes under ``out``: ``landcover_area.csv``, ``erosion_annual.csv``, ``transitions.csv``, PNGs
+(``landcover_area.png``, ``erosion_annual.png``, ``transitions.png``, ``maps.png``) and ``report.md``
+linking them.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lpqlc.config import PipelineConfig
+from lpqlc.publish.collections import collection_id
+from lpqlc.publish.datacube import datacube_name, open_datacube
+from lpqlc.quarter import Quarter
+from lpqlc.storage import exists, write_bytes
+
+__all__ = ["Report", "make_report", "transition_matrix"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    """What the report wrote (URLs) and its headline numbers."""
+
+    markdown: str
+    files: list[str] = field(default_factory=list)
+    area_km2: Any = None
+    erosion: Any = None
+    transitions: Any = None
+
+
+def transition_matrix(first: np.ndarray, last: np.ndarray, codes: list[int]) -> np.ndarray:
+    """Pixel counts (from class i at ``first`` to class j at ``last``); nodata (0) pixels are left out."""
+    lut = np.full(256, -1, np.int64)
+    lut[np.asarray(codes)] = np.arange(len(codes))
+    a, b = lut[first.ravel()], lut[last.ravel()]
+    ok = (a >= 0) & (b >= 0)
+    n = len(codes)
+    return np.bincount(a[ok] * n + b[ok], minlength=n * n).reshape(n, n)
+
+
+def _sankey(ax: Any, matrix: np.ndarray, names: list[str], colours: list[str], left: str, right: str) -> None:
+    """A two-column alluvial (Sankey) diagram of a transition matrix, drawn with matplotlib patches."""
+    from matplotlib.patches import PathPatch, Rectangle
+    from matplotlib.path import Path
+
+    total = matrix.sum() or 1
+    gap = 0.02
+    def stacks(values: np.ndarray) -> np.ndarray:
+        tops = np.zeros(len(values))
+        y = 1.0
+        for i, v in enumerate(values):
+            tops[i] = y
+            y -= v / total + (gap if v else 0)
+        return tops
+
+    ltop, rtop = stacks(matrix.sum(1)), stacks(matrix.sum(0))
+    lcur, rcur = ltop.copy(), rtop.copy()
+    for i in range(len(names)):
+        for j in range(len(names)):
+            h = matrix[i, j] / total
+            if not h:
+                continue
+            y0, y1 = lcur[i], rcur[j]
+            verts = [(0.1, y0), (0.5, y0), (0.5, y1), (0.9, y1), (0.9, y1 - h), (0.5, y1 - h), (0.5, y0 - h),
+                     (0.1, y0 - h), (0.1, y0)]  # fmt: skip
+            codes = [Path.MOVETO, Path.CURVE4, Path.CURVE4, Path.CURVE4, Path.LINETO, Path.CURVE4, Path.CURVE4,
+                     Path.CURVE4, Path.CLOSEPOLY]  # fmt: skip
+            ax.add_patch(PathPatch(Path(verts, codes), facecolor=colours[i], alpha=0.45, lw=0))
+            lcur[i] -= h
+            rcur[j] -= h
+    for tops, sums, x, align in ((ltop, matrix.sum(1), 0.1, "right"), (rtop, matrix.sum(0), 0.9, "left")):
+        for i, (top, v) in enumerate(zip(tops, sums, strict=True)):
+            if not v:
+                continue
+            h = v / total
+            ax.add_patch(Rectangle((x - 0.02 if align == "right" else x, top - h), 0.02, h, color=colours[i]))
+            ax.text(x - 0.03 if align == "right" else x + 0.03, top - h / 2, f"{names[i]} {100 * v / total:.1f}%",
+                    ha=align, va="center", fontsize=7)  # fmt: skip
+    ax.text(0.1, 1.04, left, ha="center", fontsize=9, weight="bold")
+    ax.text(0.9, 1.04, right, ha="center", fontsize=9, weight="bold")
+    ax.set_xlim(-0.25, 1.25)
+    ax.set_ylim(min(ltop.min(), rtop.min()) - 0.3, 1.08)
+    ax.axis("off")
+
+
+def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = None) -> Report:
+    """Build the report from the published land-cover and erosion datacubes of ``cfg`` (one resolution:
+    the finest published unless given); write it under ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from matplotlib.colors import ListedColormap
+
+    endpoint = cfg.storage.endpoint_url
+    root = cfg.publish_url.rstrip("/")
+    res = resolution or min(r.resolution for r in cfg.grid.resolutions
+                            if exists(f"{root}/{collection_id(cfg, 'landcover')}/{datacube_name(r.resolution)}", endpoint))  # fmt: skip
+    lc_ds = open_datacube(f"{root}/{collection_id(cfg, 'landcover')}/{datacube_name(res)}", endpoint)
+    lc = lc_ds["landcover"]
+    classes = cfg.science.landcover.classes
+    colours = cfg.science.landcover.colours
+    codes = sorted(classes)
+    px_km2 = res * res / 1e6
+    rep = Report(markdown=f"{out}/report.md")
+
+    def save_png(fig: Any, name: str) -> str:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        url = f"{out}/{name}"
+        write_bytes(url, buf.getvalue(), endpoint)
+        rep.files.append(url)
+        return name
+
+    def save_csv(table: Any, name: str) -> str:
+        url = f"{out}/{name}"
+        write_bytes(url, table.to_csv(float_format="%.6g").encode(), endpoint)
+        rep.files.append(url)
+        return name
+
+    # land-cover area per class and quarter: one pass over the datacube, counts per time step
+    labels = [str(Quarter.of(pd.Timestamp(t).to_pydatetime())) for t in lc["time"].values]
+    counts = np.stack([np.bincount(np.asarray(lc.isel(time=i).values).ravel(), minlength=256)[codes]
+                       for i in range(lc.sizes["time"])])  # fmt: skip
+    area = pd.DataFrame(counts * px_km2, index=pd.Index(labels, name="time"), columns=[classes[c] for c in codes])
+    rep.area_km2 = area
+    md = [f"# {cfg.name}: land cover and soil erosion", "", f"Published catalog: `{root}/catalog.json`", "",
+          f"## Land-cover area per class ({res:g} m, km²)", "", area.round(3).to_markdown() if _has_tabulate() else area.round(3).to_string(), ""]  # fmt: skip
+    md.append(f"![land-cover area]({save_png(_area_plot(plt, area, [colours[c] for c in codes]), 'landcover_area.png')})")
+    md.append(f"Table: [{save_csv(area, 'landcover_area.csv')}]({'landcover_area.csv'})")
+
+    # transitions from the first to the last quarter
+    first, last = np.asarray(lc.isel(time=0).values), np.asarray(lc.isel(time=-1).values)
+    matrix = transition_matrix(first, last, codes)
+    names = [classes[c] for c in codes]
+    rep.transitions = pd.DataFrame(matrix * px_km2, index=pd.Index(names, name="from"), columns=names)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    _sankey(ax, matrix, names, [colours[c] for c in codes], labels[0], labels[-1])
+    ax.set_title(f"Land-cover transitions {labels[0]} → {labels[-1]}", fontsize=10)
+    md += ["", f"## Transitions {labels[0]} → {labels[-1]} (km²)", "",
+           f"![transitions]({save_png(fig, 'transitions.png')})", f"Matrix: [{save_csv(rep.transitions, 'transitions.csv')}](transitions.csv)"]  # fmt: skip
+
+    # erosion per year, from the annual datacube when there is one
+    ero_url = f"{root}/{collection_id(cfg, 'erosion-annual')}/{datacube_name(res)}"
+    grade_img = None
+    if exists(ero_url, endpoint):
+        ds = open_datacube(ero_url, endpoint)
+        g = cfg.science.rusle.grades
+        eroded_from = g.names.index(g.eroded_from) + 1
+        rows = []
+        for i, t in enumerate(ds["time"].values):
+            a = np.asarray(ds["erosion"].isel(time=i).values, np.float64)
+            grade = np.asarray(ds["grade"].isel(time=i).values)
+            valid = np.isfinite(a)
+            rows.append({"year": str(t)[:4], "mean_erosion_t_hm2_a": float(a[valid].mean()) if valid.any() else np.nan,
+                         "eroded_area_km2": float((grade >= eroded_from).sum() * px_km2),
+                         "eroded_area_pct": float(100 * (grade >= eroded_from).sum() / max(1, (grade > 0).sum()))})  # fmt: skip
+            grade_img = grade
+        table = pd.DataFrame(rows).set_index("year")
+        rep.erosion = table
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.bar(table.index, table["mean_erosion_t_hm2_a"], color="#a0522d")
+        ax.axhline(g.tolerance_t_hm2_a, color="k", ls="--", lw=0.8, label="tolerance")
+        ax2 = ax.twinx()
+        ax2.plot(table.index, table["eroded_area_pct"], "o-", color="#08519c", label="eroded area")
+        ax.set_ylabel("mean soil loss, t/(hm²·a)")
+        ax2.set_ylabel(f"eroded area ({g.eroded_from} and above), %")
+        ax.set_title("Annual erosion", fontsize=10)
+        md += ["", "## Soil erosion per year", "", table.round(3).to_markdown() if _has_tabulate() else table.round(3).to_string(),
+               "", f"![erosion]({save_png(fig, 'erosion_annual.png')})", f"Table: [{save_csv(table, 'erosion_annual.csv')}](erosion_annual.csv)"]  # fmt: skip
+
+    # maps: first and last land cover, last year's erosion grade
+    panels = [(labels[0], first), (labels[-1], last)] + ([("erosion grade " + rows[-1]["year"], grade_img)] if grade_img is not None else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4))
+    lut = np.zeros(256, np.int64)
+    lut[codes] = np.arange(1, len(codes) + 1)
+    lc_cmap = ListedColormap(["#ffffff"] + [colours[c] for c in codes])
+    for ax, (title, img) in zip(np.atleast_1d(axes), panels, strict=True):
+        if title.startswith("erosion"):
+            gc = ["#ffffff", "#1a9641", "#a6d96a", "#ffffbf", "#fdae61", "#f46d43", "#d7191c"]
+            ax.imshow(img, cmap=ListedColormap(gc[: len(cfg.science.rusle.grades.names) + 1]), vmin=0,
+                      vmax=len(cfg.science.rusle.grades.names), interpolation="nearest")  # fmt: skip
+        else:
+            ax.imshow(lut[img], cmap=lc_cmap, vmin=0, vmax=len(codes), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[c]) for c in codes]
+    fig.legend(handles, names, loc="lower center", ncol=len(codes), fontsize=7, frameon=False)
+    md += ["", "## Maps", "", f"![maps]({save_png(fig, 'maps.png')})", ""]
+    write_bytes(rep.markdown, "\n".join(md).encode("utf-8"), endpoint)
+    return rep
+
+
+def _area_plot(plt: Any, area: Any, colours: list[str]) -> Any:
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ax.stackplot(range(len(area)), area.T.values, labels=area.columns, colors=colours)
+    ax.set_xticks(range(len(area)), area.index, rotation=45, fontsize=7)
+    ax.set_ylabel("area, km²")
+    ax.set_title("Land-cover area per class", fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
