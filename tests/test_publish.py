@@ -1,0 +1,271 @@
+"""Publishing: COGs, STAC items/collections, kerchunk datacubes, stac-geoparquet, the STAC API, and
+``lpqlc run`` end to end on the SMALL sample archive (a seeded random model: the labels need not be
+good, only published faithfully)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import yaml
+
+from lpqlc.composite.normalise import NormStats
+from lpqlc.config import PipelineConfig
+from lpqlc.model.checkpoint import Checkpoint, save_checkpoint
+from lpqlc.model.hrformer import HRFormer, hrformer_config
+from lpqlc.pipeline import RunSummary, run_pipeline
+from lpqlc.publish.catalog import item_url, list_items, publish_item
+from lpqlc.publish.datacube import open_datacube
+from lpqlc.publish.items import build_item, item_id
+from lpqlc.publish.validate import validate_stac
+from lpqlc.sample.archive import SampleArchive
+from lpqlc.stack import StackState
+from tests.conftest import SMALL, small_bbox, small_config
+
+BANDS = ["blue", "green", "red", "nir", "swir1"]
+CLASSES = [10, 20, 30, 40, 50, 60, 80, 90]
+SCIENCE = {"ccts": {"predict_tile": 64, "predict_overlap": 8}}
+
+
+def _model(path: Path) -> str:
+    torch.manual_seed(3)
+    norm = NormStats(mean={b: 0.1 for b in BANDS}, std={b: 0.05 for b in BANDS}, n={b: 100 for b in BANDS})
+    save_checkpoint(Checkpoint(model=HRFormer(hrformer_config("small")), classes=CLASSES, bands=BANDS, norm=norm), str(path))
+    return str(path)
+
+
+@dataclass
+class Published:
+    cfg: PipelineConfig
+    model: str
+    summary: RunSummary
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def published(small_archive: SampleArchive, tmp_path_factory: pytest.TempPathFactory) -> Published:
+    tmp = tmp_path_factory.mktemp("publish")
+    cfg = small_config(small_archive.catalog, storage=str(tmp / "store"), **SCIENCE)
+    model = _model(tmp / "model.pt")
+    summary = run_pipeline(cfg, model=model)
+    return Published(cfg, model, summary, Path(cfg.publish_url))
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_run_publishes_every_product_quarter_and_tile(published: Published) -> None:
+    s = published.summary
+    assert not s.failures and [str(q) for q in s.quarters] == ["2021Q4", "2022Q1"]
+    tiles = 4  # the SMALL grid: 2×2 tiles of 128 px at 10 m
+    assert {cid: sum(c.values()) for cid, c in s.items.items()} == {
+        "lpqlc-landcover": 2 * tiles, "lpqlc-landcover-confidence": 2 * tiles, "lpqlc-erosion": 2 * tiles,
+    }  # fmt: skip
+    assert all(c["new"] == sum(c.values()) for c in s.items.values())
+    assert set(s.timings) >= {"composite", "classify + refine", "publish land cover", "erosion", "publish erosion", "catalog"}
+    cat = json.loads((published.root / "catalog.json").read_text())
+    assert sorted(link["href"] for link in cat["links"] if link["rel"] == "child") == [
+        "./lpqlc-erosion/collection.json", "./lpqlc-landcover-confidence/collection.json", "./lpqlc-landcover/collection.json"]  # fmt: skip
+
+
+def test_every_output_cog_passes_rio_cogeo_validate(published: Published) -> None:
+    tifs = sorted(published.root.rglob("*.tif"))
+    assert len(tifs) == 24
+    rio = Path(sys.executable).parent / "rio"
+    res = subprocess.run([str(rio), "cogeo", "validate", "--strict", *map(str, tifs[:1])], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for tif in tifs:
+        res = subprocess.run([str(rio), "cogeo", "validate", str(tif)], capture_output=True, text=True)
+        assert res.returncode == 0 and "is a valid cloud optimized GeoTIFF" in res.stdout, (tif, res.stdout, res.stderr)
+        with rasterio.open(tif) as src:
+            assert src.profile["blockxsize"] == published.cfg.grid.cog_blocksize and src.nodata is not None
+            assert src.compression is not None and src.compression.name in ("deflate", "zstd")
+            if tif.parts[-4] == "lpqlc-landcover":
+                assert src.colormap(1)[10][:3] == (0, 100, 0)  # the WorldCover forest colour, embedded
+
+
+def test_items_and_collections_validate_offline_with_their_extensions(published: Published) -> None:
+    docs = [json.loads(p.read_text()) for p in published.root.rglob("*.json") if not p.name.startswith("datacube")]
+    kinds: dict[str, int] = {}
+    for doc in docs:
+        checked = validate_stac(doc)
+        kinds[doc["type"]] = kinds.get(doc["type"], 0) + 1
+        if doc["type"] == "Feature":
+            assert any("projection/v1.2.0" in c for c in checked) and any("processing" in c for c in checked)
+            assert any("file/v2.1.0" in c for c in checked) and any("raster/v1.1.0" in c for c in checked)
+    assert kinds == {"Catalog": 1, "Collection": 3, "Feature": 24}
+    item = json.loads(Path(item_url(str(published.root), "lpqlc-landcover", "lpqlc-landcover-2021Q4-x000y000")).read_text())
+    p = item["properties"]
+    assert p["version"] == "1" and p["created"] == p["updated"] and p["start_datetime"] == "2021-10-01T00:00:00Z"
+    assert "proj:code" in p and "proj:epsg" in p and p["proj:wkt2"].startswith("PROJCRS")  # custom Albers: no code
+    assert p["processing:software"]["lpqlc"] and p["lpqlc:inputs"] and all(i in p["processing:lineage"] for i in p["lpqlc:inputs"])
+    asset = item["assets"]["landcover"]
+    blob = (Path(item_url(str(published.root), "lpqlc-landcover", item["id"])).parent / asset["href"]).read_bytes()
+    assert asset["file:checksum"] == "1220" + hashlib.sha256(blob).hexdigest() and asset["file:size"] == len(blob)
+    assert [c["value"] for c in asset["classification:classes"]] == CLASSES
+    ero = json.loads(next((published.root / "lpqlc-erosion").glob("*/*.json")).read_text())
+    assert ero["assets"]["erosion"]["raster:bands"][0]["unit"] == "t hm-2 q-1"
+    assert any(i.startswith("lpqlc-landcover-") for i in ero["properties"]["lpqlc:inputs"])
+
+
+def test_kerchunk_datacube_equals_the_cogs_pixel_for_pixel(published: Published) -> None:
+    for cid, var in (("lpqlc-landcover", "landcover"), ("lpqlc-landcover-confidence", "confidence"), ("lpqlc-erosion", "erosion")):
+        ds = open_datacube(str(published.root / cid / "datacube-10m.json"))
+        assert ds[var].dims == ("time", "y", "x") and ds[var].chunks is not None  # lazy
+        assert "PROJCRS" in ds["spatial_ref"].attrs["crs_wkt"] and ds.sizes["time"] == 2
+        cube = ds[var].values
+        items = list_items(str(published.root), cid)
+        times = [np.datetime64(i["properties"]["datetime"].replace("Z", "")) for i in items]
+        for it, t in zip(items, times, strict=True):
+            path = Path(item_url(str(published.root), cid, it["id"])).parent / it["assets"][var]["href"]
+            with rasterio.open(path) as src:
+                tile, tr = src.read(1), src.transform
+            ti = int(np.flatnonzero(ds["time"].values == t)[0])
+            col = int(round((tr.c - float(ds.x[0]) + tr.a / 2) / tr.a))
+            row = int(round((tr.f - float(ds.y[0]) + tr.e / 2) / tr.e))
+            np.testing.assert_array_equal(cube[ti, row : row + tile.shape[0], col : col + tile.shape[1]], tile)
+            assert tile.dtype == cube.dtype
+
+
+def test_geoparquet_export_holds_every_item(published: Published) -> None:
+    import pyarrow.parquet as pq
+    from stac_geoparquet.arrow import stac_table_to_items
+
+    table = pq.read_table(published.root / "lpqlc-landcover" / "items.parquet")
+    items = list(stac_table_to_items(table))
+    assert sorted(i["id"] for i in items) == [i["id"] for i in list_items(str(published.root), "lpqlc-landcover")]
+    assert all(i["assets"]["landcover"]["href"].startswith(str(published.root)) for i in items)  # absolute hrefs
+
+
+def test_republishing_is_idempotent(published: Published) -> None:
+    before = _tree_digest(published.root)
+    summary = run_pipeline(published.cfg, model=published.model)
+    assert all(c["unchanged"] == sum(c.values()) for c in summary.items.values())
+    after = _tree_digest(published.root)
+    items = {k: v for k, v in before.items() if "/lpqlc-" in "/" + k and k.count("/") >= 2}
+    assert items and all(after[k] == v for k, v in items.items())  # items and COGs byte-identical
+    assert sorted(after) == sorted(before)
+
+
+def _publish_args(published: Published, tile: str = "x001y001") -> tuple[str, dict[str, bytes], Any]:
+    cfg = published.cfg
+    from lpqlc.grid import OutputGrid
+    from lpqlc.publish.collections import item_assets
+    from lpqlc.publish.items import Period
+
+    gbox = dict(OutputGrid.from_config(cfg).iter_tiles(SMALL.start))[(int(tile[5:8]), int(tile[1:4]))]
+    src = Path(cfg.storage.url) / "classify" / "refined" / "2021Q4" / tile / "class.tif"
+    blob = src.read_bytes()
+
+    def make(version: int, assets: Any, created: Any, updated: Any) -> dict[str, Any]:
+        return build_item(collection="test-landcover", period=Period("2021Q4"), tile=tile, gbox=gbox, assets=assets,
+                          item_assets=item_assets(cfg, "landcover"), version=version, created=created,
+                          updated=updated, lineage="test", inputs=["a"], software={"lpqlc": "test"})  # fmt: skip
+
+    return item_id("test-landcover", Period("2021Q4"), tile), {"landcover": blob}, make
+
+
+def test_interrupted_publish_leaves_no_visible_item(published: Published, tmp_path: Path) -> None:
+    root = str(tmp_path / "stac")
+    iid, blobs, make = _publish_args(published)
+    calls = []
+
+    def dies_before_commit(version: int, assets: Any, created: Any, updated: Any) -> dict[str, Any]:
+        calls.append(version)
+        if len(calls) == 2:  # the final document is built after the assets are written, before the item
+            raise KeyboardInterrupt("killed between assets and item")
+        return make(version, assets, created, updated)
+
+    with pytest.raises(KeyboardInterrupt):
+        publish_item(root, "test-landcover", iid, blobs, dies_before_commit)
+    assert (tmp_path / "stac" / "test-landcover" / iid / "v1" / "landcover.tif").exists()  # assets got written
+    assert not Path(item_url(root, "test-landcover", iid)).exists() and list_items(root, "test-landcover") == []
+    assert not list((tmp_path / "stac").rglob("*.tmp"))
+    out = publish_item(root, "test-landcover", iid, blobs, make)  # the rerun writes the same version
+    assert (out.status, out.version) == ("new", 1) and [i["id"] for i in list_items(root, "test-landcover")] == [iid]
+
+
+def test_changed_content_bumps_the_version_and_keeps_the_predecessor(published: Published, tmp_path: Path) -> None:
+    from rasterio.io import MemoryFile
+
+    from lpqlc.publish.cog import cog_bytes
+
+    root = str(tmp_path / "stac")
+    iid, blobs, make = _publish_args(published)
+    first = publish_item(root, "test-landcover", iid, blobs, make)
+    doc1 = json.loads(Path(first.url).read_text())
+    with MemoryFile(blobs["landcover"]) as mem, mem.open() as src:
+        data, transform, crs = src.read(1), src.transform, src.crs.to_wkt()
+    data[:10, :10] = 60
+    changed = {"landcover": cog_bytes(data, transform, crs, nodata=0, overview_resampling="mode", blocksize=128)}
+    second = publish_item(root, "test-landcover", iid, changed, make)
+    doc2 = json.loads(Path(second.url).read_text())
+    assert (second.status, second.version) == ("updated", 2) and doc2["properties"]["version"] == "2"
+    assert doc2["properties"]["created"] == doc1["properties"]["created"]
+    assert doc2["assets"]["landcover"]["href"] == "./v2/landcover.tif"
+    assert doc2["assets"]["landcover"]["file:checksum"] != doc1["assets"]["landcover"]["file:checksum"]
+    pred = next(link for link in doc2["links"] if link["rel"] == "predecessor-version")
+    old = json.loads((Path(second.url).parent / pred["href"]).read_text())
+    assert old["properties"]["version"] == "1" and (Path(second.url).parent / "v1" / "landcover.tif").exists()
+    assert publish_item(root, "test-landcover", iid, changed, make).status == "unchanged"
+
+
+def test_a_bad_asset_is_refused_before_anything_is_written(published: Published, tmp_path: Path) -> None:
+    from lpqlc.errors import LpqlcError
+
+    root = str(tmp_path / "stac")
+    iid, _, make = _publish_args(published)
+    with pytest.raises(LpqlcError, match=f"test-landcover/{iid} asset 'landcover'"):
+        publish_item(root, "test-landcover", iid, {"landcover": b"not a tiff"}, make)
+    assert not (tmp_path / "stac").exists()
+
+
+@pytest.mark.stack
+def test_run_cli_on_s3_ingests_into_the_stac_api(small_archive: SampleArchive, stack: StackState, tmp_path: Path) -> None:
+    from pystac_client import Client
+
+    cfg = small_config(small_archive.catalog, storage=f"s3://{stack.bucket}/run", endpoint_url=stack.s3_endpoint, **SCIENCE)
+    doc = json.loads(cfg.model_dump_json())
+    doc["publish"] = {"stac_api": stack.stac_api}
+    doc["model"] = {"checkpoint": _model(tmp_path / "model.pt")}
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    res = subprocess.run([sys.executable, "-m", "lpqlc.cli", "run", "--config", str(config)], capture_output=True,
+                         text=True, timeout=900)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "lpqlc-landcover: 8 items (8 new" in res.stdout and "failures: 0" in res.stdout
+    client = Client.open(stack.stac_api)
+    w, s, e, n = small_bbox()
+    found = list(client.search(collections=["lpqlc-landcover"], bbox=[w, s, (w + e) / 2, (s + n) / 2],
+                               datetime="2022-01-01/2022-03-31").items())  # fmt: skip
+    assert [i.id for i in found] and all(i.id.startswith("lpqlc-landcover-2022Q1-") for i in found)
+    assert len(found) < 4  # only the tiles under the bbox
+    href = found[0].assets["landcover"].href
+    assert href.startswith(f"s3://{stack.bucket}/run/stac/lpqlc-landcover/")
+    from lpqlc.storage import gdal_env
+
+    with rasterio.Env(**gdal_env(stack.s3_endpoint)), rasterio.open(href) as src:  # an output COG tile from SeaweedFS
+        block = src.read(1, window=((0, 64), (0, 64)))
+        assert src.driver == "GTiff" and set(np.unique(block)) <= {0, *CLASSES}
+    ds = open_datacube(f"s3://{stack.bucket}/run/stac/lpqlc-landcover/datacube-10m.json", stack.s3_endpoint)
+    with rasterio.Env(**gdal_env(stack.s3_endpoint)), rasterio.open(href) as src:
+        tile, tr = src.read(1), src.transform
+    ti = int(np.flatnonzero(ds["time"].values == np.datetime64(found[0].properties["datetime"].replace("Z", "")))[0])
+    col = int(round((tr.c - float(ds.x[0]) + tr.a / 2) / tr.a))
+    row = int(round((tr.f - float(ds.y[0]) + tr.e / 2) / tr.e))
+    np.testing.assert_array_equal(ds["landcover"].values[ti, row : row + tile.shape[0], col : col + tile.shape[1]], tile)
+    coll = client.get_collection("lpqlc-landcover")
+    assert coll.extra_fields["item_assets"]["landcover"]["classification:classes"][0]["value"] == 10
+    again = subprocess.run([sys.executable, "-m", "lpqlc.cli", "run", "--config", str(config)], capture_output=True,
+                           text=True, timeout=900)  # fmt: skip
+    assert again.returncode == 0 and "lpqlc-landcover: 8 items (0 new, 0 updated, 8 unchanged)" in again.stdout
