@@ -136,7 +136,7 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
     area = pd.DataFrame(counts * px_km2, index=pd.Index(labels, name="time"), columns=[classes[c] for c in codes])
     rep.area_km2 = area
     md = [f"# {cfg.name}: land cover and soil erosion", "", f"Published catalog: `{root}/catalog.json`", "",
-          f"## Land-cover area per class ({res:g} m, km²)", "", area.round(3).to_markdown() if _has_tabulate() else area.round(3).to_string(), ""]  # fmt: skip
+          f"## Land-cover area per class ({res:g} m, km²)", "", "```", area.round(3).to_string(), "```", ""]  # fmt: skip
     md.append(f"![land-cover area]({save_png(_area_plot(plt, area, [colours[c] for c in codes]), 'landcover_area.png')})")
     md.append(f"Table: [{save_csv(area, 'landcover_area.csv')}]({'landcover_area.csv'})")
 
@@ -177,7 +177,7 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
         ax.set_ylabel("mean soil loss, t/(hm²·a)")
         ax2.set_ylabel(f"eroded area ({g.eroded_from} and above), %")
         ax.set_title("Annual erosion", fontsize=10)
-        md += ["", "## Soil erosion per year", "", table.round(3).to_markdown() if _has_tabulate() else table.round(3).to_string(),
+        md += ["", "## Soil erosion per year", "", "```", table.round(3).to_string(), "```",
                "", f"![erosion]({save_png(fig, 'erosion_annual.png')})", f"Table: [{save_csv(table, 'erosion_annual.csv')}](erosion_annual.csv)"]  # fmt: skip
 
     # maps: first and last land cover, last year's erosion grade
@@ -211,10 +211,3 @@ def _area_plot(plt: Any, area: Any, colours: list[str]) -> Any:
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
