@@ -361,6 +361,40 @@ def run_cmd(
         raise typer.Exit(1)
 
 
+@app.command("update")
+def update_cmd(
+    config: Annotated[Path, typer.Option(help="Pipeline YAML.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
+    model: Annotated[str | None, typer.Option(help="Land-cover checkpoint (default: model.checkpoint of the config).")] = None,
+) -> None:
+    """Bring the published products up to date: find new quarters and quarters whose source items
+    changed (from the catalog's own lineage), print the plan, then redo and republish only those."""
+    from lpqlc.cluster import open_client
+    from lpqlc.config import load_config
+    from lpqlc.update import plan_update, run_update
+
+    cfg = load_config(config)
+    with _progress() as bar:
+        task = bar.add_task("plan", total=None, last="")
+        plan = plan_update(cfg, progress=lambda stage, done, total: bar.update(task, description=stage, completed=done, total=total))
+    out.print("plan:", soft_wrap=True)
+    for line in plan.lines():
+        out.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
+    if dry_run or plan.empty:
+        return
+    with open_client(cfg.cluster) as client, _progress() as bar:
+        task = bar.add_task("update", total=None, last="")
+
+        def tick(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total, last="")
+
+        summary = run_update(cfg, plan, model=model, client=client, progress=tick)
+    _print_summary(summary)
+    out.print(f"catalog: {summary.outputs['catalog']}", soft_wrap=True)
+    if summary.failures:
+        raise typer.Exit(1)
+
+
 @app.command("search")
 def search_cmd(
     target: Annotated[str, typer.Argument(help="A static catalog (catalog.json, local or s3://) or a STAC API URL.")],

@@ -22,7 +22,7 @@ from lpqlc.errors import ConfigError, LpqlcError
 from lpqlc.quarter import Quarter
 from lpqlc.storage import exists, parse_storage_url
 
-__all__ = ["RunSummary", "Failure", "run_pipeline", "work_dirs"]
+__all__ = ["RunSummary", "Failure", "run_pipeline", "work_dirs", "timed", "composite_quarters"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class RunSummary:
     years: list[int] = field(default_factory=list)
     items: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     catalog: Any = None
     outputs: dict[str, str] = field(default_factory=dict)
@@ -61,6 +62,8 @@ class RunSummary:
                f"years with annual erosion: {', '.join(map(str, self.years)) or 'none'}"]  # fmt: skip
         for cid, c in sorted(self.items.items()):
             out.append(f"{cid}: {sum(c.values())} items ({c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged)")
+        if self.skipped:
+            out.append("skipped: " + ", ".join(f"{q} ({why})" for q, why in self.skipped))
         out.append(f"failures: {len(self.failures)}")
         out += [f"  {f.stage} {f.what}: {f.message}" for f in self.failures]
         out.append("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
@@ -74,7 +77,8 @@ def work_dirs(cfg: PipelineConfig) -> dict[str, str]:
 
 
 @contextmanager
-def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
+def timed(summary: RunSummary, stage: str) -> Iterator[None]:
+    """Add the time spent in the block to ``summary.timings[stage]``."""
     t0 = time.perf_counter()
     try:
         yield
@@ -96,7 +100,6 @@ def run_pipeline(
     :class:`ConfigError` when there is none; per-quarter failures are collected in the summary.
     """
     from lpqlc.classify.run import run_classify
-    from lpqlc.composite.run import run_composite
     from lpqlc.erosion.run import run_erosion
     from lpqlc.publish.products import (
         erosion_specs,
@@ -116,40 +119,51 @@ def run_pipeline(
     summary = RunSummary(outputs={**dirs, "catalog": f"{cfg.publish_url.rstrip('/')}/catalog.json"})
     qs = sorted(quarters or cfg.quarters)
 
-    ok: list[Quarter] = []
-    with _timed(summary, "composite"):
-        for i, q in enumerate(qs):
-            if exists(f"{dirs['composites']}/{q}/composite.json", endpoint):
-                ok.append(q)
-            else:
-                try:
-                    run_composite(cfg, q, dirs["composites"], client=client,
-                                  progress=_sub(progress, f"composite {q} ({i + 1}/{len(qs)})"))  # fmt: skip
-                    ok.append(q)
-                except LpqlcError as exc:
-                    log.error("%s: composite failed: %s", q, exc)
-                    summary.failures.append(Failure("composite", str(q), str(exc)))
-            if progress:
-                progress("composites", i + 1, len(qs))
+    with timed(summary, "composite"):
+        ok = composite_quarters(cfg, qs, summary, client=client, progress=progress)
     if not ok:
         return summary
     summary.quarters = ok
-    with _timed(summary, "classify + refine"):
+    with timed(summary, "classify + refine"):
         run_classify(cfg, model, ok, dirs["classify"], composites=dirs["composites"], client=client, progress=progress)
-    with _timed(summary, "publish land cover"):
+    with timed(summary, "publish land cover"):
         specs = landcover_specs(cfg, dirs["classify"], dirs["composites"], ok, ident)
         summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish land cover"))
-    with _timed(summary, "erosion"):
+    with timed(summary, "erosion"):
         landcover = f"{dirs['classify']}/refined/{{quarter}}/{{tile}}/class.tif"
         ero = run_erosion(cfg, ok, dirs["erosion"], landcover=landcover, composites=dirs["composites"], client=client,
                           progress=progress)  # fmt: skip
         summary.years = ero.years
-    with _timed(summary, "publish erosion"):
+    with timed(summary, "publish erosion"):
         specs = erosion_specs(cfg, dirs["erosion"], dirs["composites"], ok, ero.years)
         summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish erosion"))
-    with _timed(summary, "catalog"):
+    with timed(summary, "catalog"):
         summary.catalog = refresh_catalog(cfg, client=client, progress=progress)
     return summary
+
+
+def composite_quarters(cfg: PipelineConfig, quarters: Sequence[Quarter], summary: RunSummary, *, client: Any = None,
+                       progress: Progress | None = None, force: bool = False) -> list[Quarter]:  # fmt: skip
+    """Composite the quarters (reusing existing composites unless ``force``); returns those with
+    imagery. Failures go to ``summary.failures``; quarters without any source item to ``summary.skipped``."""
+    from lpqlc.composite.run import composite_summary, run_composite
+
+    comp = work_dirs(cfg)["composites"]
+    ok: list[Quarter] = []
+    for i, q in enumerate(quarters):
+        try:
+            if force or not exists(f"{comp}/{q}/composite.json", cfg.storage.endpoint_url):
+                run_composite(cfg, q, comp, client=client, progress=_sub(progress, f"composite {q} ({i + 1}/{len(quarters)})"))
+            if composite_summary(cfg, comp, q).get("items"):
+                ok.append(q)
+            else:
+                summary.skipped.append((str(q), "no source imagery"))
+        except LpqlcError as exc:
+            log.error("%s: composite failed: %s", q, exc)
+            summary.failures.append(Failure("composite", str(q), str(exc)))
+        if progress:
+            progress("composites", i + 1, len(quarters))
+    return ok
 
 
 def _sub(progress: Progress | None, stage: str) -> Progress | None:

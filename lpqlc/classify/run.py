@@ -11,7 +11,7 @@ Layout under the output URL::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import dask.array as da
 import numpy as np
 
 from lpqlc.classify.inference import ModelPlugin, classify_array
-from lpqlc.classify.temporal import temporal_mode
+from lpqlc.classify.temporal import refine_window
 from lpqlc.cluster import compute_bounded, has_gpu_workers
 from lpqlc.composite.run import composite_layer, default_composites_dir, ensure_composites, tile_id
 from lpqlc.config import PipelineConfig
@@ -31,7 +31,7 @@ from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import load_files
 from lpqlc.storage import parse_storage_url, write_bytes
 
-__all__ = ["ClassifyRun", "run_classify", "normalised_composite"]
+__all__ = ["ClassifyRun", "run_classify", "refine_quarters", "normalised_composite"]
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,10 @@ def _write_tile(block: np.ndarray, names: list[str], gbox: Any, prefix: str, end
 
 def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], out: str, *,
                  composites: str | None = None, client: Any = None, probabilities: bool = False,
-                 progress: Callable[[str, int, int], None] | None = None) -> ClassifyRun:  # fmt: skip
+                 progress: Callable[[str, int, int], None] | None = None, refine: bool = True) -> ClassifyRun:  # fmt: skip
     """Classify ``quarters`` and refine them temporally; writes under ``out`` (see the module doc).
-    ``probabilities`` also writes ``raw/<quarter>/<tile>/probabilities.tif`` (a band per class, %)."""
+    ``probabilities`` also writes ``raw/<quarter>/<tile>/probabilities.tif`` (a band per class, %);
+    ``refine=False`` writes the raw predictions only (see :func:`refine_quarters`)."""
     endpoint = cfg.storage.endpoint_url
     prefix = parse_storage_url(out, what="--out").url.rstrip("/")
     comp_dir = composites or default_composites_dir(cfg)
@@ -103,24 +104,45 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
                 pred[:, ys, xs], ["class", "confidence"], tgbox, f"{prefix}/raw/{q}/{tile_id(index)}", endpoint, colours, cfg.grid.cog_blocksize))  # fmt: skip
             run.tiles[str(q)].append(tile_id(index))
     compute_bounded(tasks, client, "classify", progress)
-    # temporal refinement per resolution era, over the raw classes just written
+    if refine:
+        refine_quarters(cfg, prefix, quarters, quarters, client=client, progress=progress)
+    return run
+
+
+def refine_quarters(cfg: PipelineConfig, out: str, write: Sequence[Quarter], context: Sequence[Quarter], *,
+                    client: Any = None, progress: Callable[[str, int, int], None] | None = None) -> list[Quarter]:  # fmt: skip
+    """Temporal refinement of the quarters ``write`` from the raw classes under ``out/raw`` of the
+    quarters ``context`` (which must include ``write``; those within ``temporal_window // 2`` of a
+    written quarter are read). Per resolution era, quarters in time order; returns what was written."""
+    endpoint = cfg.storage.endpoint_url
+    prefix = parse_storage_url(out, what="--out").url.rstrip("/")
+    grid = OutputGrid.from_config(cfg)
+    colours = dict(cfg.science.landcover.colours)
+    window = cfg.science.landcover.temporal_window
+    todo = set(write)
     eras: dict[float, list[Quarter]] = {}
-    for q in quarters:
+    for q in sorted(set(context) | todo):
         eras.setdefault(grid.grid.resolution_for(q), []).append(q)
     tasks = []
     for qs in eras.values():
+        idx = [i for i, q in enumerate(qs) if q in todo]
+        if not idx:
+            continue
         gbox = grid.geobox(qs[0])
         raw = da.stack([
-            load_files([f"{prefix}/raw/{q}/{t}/class.tif" for t in run.tiles[str(q)]], gbox, name="class",
+            load_files([f"{prefix}/raw/{q}/{tile_id(i)}/class.tif" for i, _ in grid.iter_tiles(q)], gbox, name="class",
                        chunks=cfg.grid.chunk_size, endpoint_url=endpoint).data
             for q in qs
         ])  # fmt: skip
-        refined = temporal_mode(raw, cfg.science.landcover.temporal_window)
+        first, last = idx[0], idx[-1]
+        refined = refine_window(raw, first, last, window)  # reads only the context the written quarters need
         tiles = grid.tiles(qs[0])
-        for i, q in enumerate(qs):
+        for i in idx:
+            q = qs[i]
             for index, tgbox in grid.iter_tiles(q):
                 ys, xs = tiles.roi[index]
                 tasks.append(dask.delayed(_write_tile, pure=True)(
-                    refined[i : i + 1, ys, xs], ["class"], tgbox, f"{prefix}/refined/{q}/{tile_id(index)}", endpoint, colours, cfg.grid.cog_blocksize))  # fmt: skip
+                    refined[i - first : i - first + 1, ys, xs], ["class"], tgbox,
+                    f"{prefix}/refined/{q}/{tile_id(index)}", endpoint, colours, cfg.grid.cog_blocksize))  # fmt: skip
     compute_bounded(tasks, client, "refine", progress)
-    return run
+    return sorted(todo)

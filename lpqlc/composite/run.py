@@ -50,6 +50,7 @@ __all__ = [
     "composite_summary",
     "layer_urls",
     "composite_layer",
+    "item_stamp",
 ]
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ def run_composite(
         "tiles": {tile_id(i): list(g.boundingbox) for i, g in tiles},
         "layers": names,
         "items": [it.id for it in result.items],
+        "item_versions": {it.id: item_stamp(it) for it in result.items},
         "search": result.report.to_dict(),
         "fvc_endmembers": {"ndvi_soil": endmembers[0], "ndvi_veg": endmembers[1]} if endmembers else None,
         "fvc_method": cfg.science.fvc.method,
@@ -227,6 +229,12 @@ def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int,
     url = f"{run.prefix}/quicklook.png"
     write_bytes(url, buf.getvalue(), endpoint)
     return url
+
+
+def item_stamp(item: Any) -> str:
+    """When a source item last changed: its ``updated``, else ``created``, else its datetime (ISO)."""
+    p = item.properties
+    return str(p.get("updated") or p.get("created") or p.get("datetime") or p.get("start_datetime") or "")
 
 
 # ------------------------------------------------------------------------- reading composites back

@@ -110,20 +110,38 @@ def _composite_items(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> li
     return list(composite_summary(cfg, comp_dir, quarter).get("items", []))
 
 
+def source_digest(versions: Mapping[str, str]) -> str:
+    """A digest of a quarter's source items and when each last changed (``id@updated``, sorted):
+    ``lpqlc update`` compares it with a fresh search to find quarters whose inputs changed."""
+    import hashlib
+
+    text = "\n".join(f"{k}@{versions[k]}" for k in sorted(versions))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _composite_digest(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> str:
+    summary = composite_summary(cfg, comp_dir, quarter)
+    versions = summary.get("item_versions") or {i: "" for i in summary.get("items", [])}
+    return source_digest(versions)
+
+
 def landcover_specs(cfg: PipelineConfig, classify_dir: str, comp_dir: str, quarters: Sequence[Quarter],
-                    model: Mapping[str, str]) -> list[ItemSpec]:  # fmt: skip
+                    model: Mapping[str, str], context: Sequence[Quarter] | None = None) -> list[ItemSpec]:  # fmt: skip
     """Item specs of the land-cover and confidence products for ``quarters`` (every tile).
 
     A refined quarter's inputs are the source items of every quarter in its temporal window that
-    was classified (``quarters``); the confidence of a quarter depends on that quarter's only.
+    was classified (``context``, default ``quarters``); a quarter's confidence depends on its own only.
     """
     grid = OutputGrid.from_config(cfg)
     half = cfg.science.landcover.temporal_window // 2
-    qset = set(quarters)
-    own = {q: _composite_items(cfg, comp_dir, q) for q in quarters}
+    res = grid.grid.resolution_for
+    qset = set(context or quarters) | set(quarters)
+    own = {q: _composite_items(cfg, comp_dir, q) for q in qset}
     specs = []
     for q in sorted(quarters):
-        window = [w for w in (q + d for d in range(-half, half + 1)) if w in qset]
+        era = sorted(w for w in qset if res(w) == res(q))
+        at = era.index(q)
+        window = era[max(0, at - half) : at + half + 1]  # the quarters refinement actually stacked
         inputs = tuple(sorted({i for w in window for i in own[w]}))
         span = f"{window[0]}–{window[-1]}" if len(window) > 1 else str(window[0])
         for index, _ in grid.iter_tiles(q):
@@ -140,7 +158,8 @@ def landcover_specs(cfg: PipelineConfig, classify_dir: str, comp_dir: str, quart
                 lineage=(f"Maximum class probability of the CCTS/HRFormer prediction (checkpoint "
                          f"{model['checksum'][:16]}…) on the {q} median composite of {len(own[q])} source items: "
                          f"{', '.join(own[q])}"),
-                inputs=tuple(own[q]), extra={"lpqlc:model": dict(model)},
+                inputs=tuple(own[q]), extra={"lpqlc:model": dict(model),
+                                             "lpqlc:source_digest": _composite_digest(cfg, comp_dir, q)},
             ))  # fmt: skip
     return specs
 
