@@ -20,6 +20,8 @@ FROM torch-${VARIANT} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY lpqlc ./lpqlc
+# lpqlc/data/stac links to the collection templates in stac/
+COPY stac ./stac
 COPY pipelines ./pipelines
 RUN pip install ".[k8s]"
 

@@ -41,8 +41,10 @@ def open_client(cfg: ClusterConfig) -> Iterator[Any]:
         from dask_kubernetes.operator import KubeCluster
 
         k = cfg.kubernetes
+        # Connects to the DaskCluster of the k8s/ manifests when it exists (and then leaves it running,
+        # with its GPU group); otherwise creates this spec and removes it on exit.
         with KubeCluster(namespace=k.namespace, custom_cluster_spec=cluster_spec(cfg)) as cluster:
-            if k.gpu_workers.replicas:
+            if k.gpu_workers.replicas and cluster.shutdown_on_close:
                 cluster.add_worker_group(name="gpu", n_workers=k.gpu_workers.replicas,
                                          custom_spec=gpu_worker_group_spec(cfg)["spec"]["worker"])  # fmt: skip
             with Client(cluster) as client:

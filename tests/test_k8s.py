@@ -142,3 +142,21 @@ def test_dockerfile_runs_as_non_root_and_copies_no_credentials() -> None:
     ignore = (ROOT / ".dockerignore").read_text()
     for pattern in (".venv", ".stack", ".env", ".git"):
         assert pattern in ignore
+
+
+def test_job_and_cronjob_run_commands_the_cli_has() -> None:
+    """The backfill Job runs `lpqlc run`, the CronJob `lpqlc update`: both exist and take --config."""
+    objs = render(load_config(CONFIG), CONFIG.read_text())
+    jobs = {o["kind"]: o for o in objs if o["kind"] in ("Job", "CronJob")}
+    specs = {"Job": jobs["Job"]["spec"]["template"]["spec"],
+             "CronJob": jobs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]}  # fmt: skip
+    commands = {}
+    for kind, pod in specs.items():
+        args = pod["containers"][0]["args"]
+        commands[kind] = args[0]
+        res = subprocess.run([sys.executable, "-m", "lpqlc.cli", args[0], "--help"], capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        for opt in (a for a in args if a.startswith("--")):
+            assert opt in res.stdout, f"{kind}: `lpqlc {args[0]}` has no option {opt}"
+    assert commands == {"Job": "run", "CronJob": "update"}
