@@ -269,3 +269,42 @@ def test_run_cli_on_s3_ingests_into_the_stac_api(small_archive: SampleArchive, s
     again = subprocess.run([sys.executable, "-m", "lpqlc.cli", "run", "--config", str(config)], capture_output=True,
                            text=True, timeout=900)  # fmt: skip
     assert again.returncode == 0 and "lpqlc-landcover: 8 items (0 new, 0 updated, 8 unchanged)" in again.stdout
+
+
+class _KillOnce:
+    """Kills its worker's process (as an OOM kill or a lost node would) when the first task whose key
+    holds ``match`` starts executing, once per ``marker`` file; the nanny starts a fresh worker."""
+
+    name = "kill-once"
+
+    def __init__(self, marker: str, match: str):
+        self.marker, self.match = marker, match
+
+    def setup(self, worker: Any) -> None:
+        self.worker = worker
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        import os
+
+        if finish == "executing" and self.match in str(key) and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+
+
+def test_losing_a_worker_mid_run_changes_no_output(published: Published, tmp_path: Path) -> None:
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    from lpqlc.cluster import open_client
+
+    plugin = type("KillOnce", (_KillOnce, WorkerPlugin), {})(str(tmp_path / "killed"), "_write_tile")
+    cfg = published.cfg.model_copy(update={"storage": published.cfg.storage.model_copy(update={"url": str(tmp_path / "store")})})
+    with open_client(cfg.cluster) as client:
+        client.register_plugin(plugin)
+        summary = run_pipeline(cfg, model=published.model, client=client)
+    assert (tmp_path / "killed").exists() and not summary.failures  # a worker died during classification
+
+    def checksums(root: Path) -> dict[str, str]:
+        return {i["id"]: a["file:checksum"] for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion")
+                for i in list_items(str(root), cid) for a in i["assets"].values()}  # fmt: skip
+
+    assert checksums(Path(cfg.publish_url)) == checksums(published.root)
