@@ -102,3 +102,37 @@ def test_update_processes_only_the_new_quarter_and_its_window(source: Path, tmp_
         assert (ero["properties"]["version"] == "1") == lc_same, tile
     again = _lpqlc("update", "--config", str(config), "--dry-run")
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_kill_9_mid_publish_then_rerun_completes_with_no_partial_item(small_archive: SampleArchive, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from lpqlc.publish.validate import validate_stac
+
+    cfg = small_config(small_archive.catalog, storage=str(tmp_path / "store"), **SCIENCE)
+    doc = json.loads(cfg.model_dump_json())
+    doc["model"] = {"checkpoint": _model(tmp_path / "model.pt")}
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    stac = tmp_path / "store" / "stac"
+    proc = subprocess.Popen([sys.executable, "-m", "lpqlc.cli", "run", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:  # kill the whole run (client, scheduler, workers) as soon as the first items are committed
+        while proc.poll() is None and len(list(stac.glob("lpqlc-landcover*/*/*.json"))) < 3:
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    for f in stac.glob("*/*/*.json"):  # whatever is visible is whole: every committed item parses, validates
+        item = json.loads(f.read_text())
+        validate_stac(item)
+        assert all((f.parent / a["href"]).exists() for a in item["assets"].values())
+    res = _lpqlc("run", "--config", str(config))
+    assert res.returncode == 0, res.stderr[-3000:]
+    for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
+        assert f"{cid}: 8 items" in res.stdout
+        assert len(list((stac / cid).glob("*/*.json"))) == 8
+    assert "failures: 0" in res.stdout
