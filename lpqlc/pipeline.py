@@ -47,6 +47,7 @@ class RunSummary:
     items: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     catalog: Any = None
     outputs: dict[str, str] = field(default_factory=dict)
@@ -64,6 +65,8 @@ class RunSummary:
             out.append(f"{cid}: {sum(c.values())} items ({c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged)")
         if self.skipped:
             out.append("skipped: " + ", ".join(f"{q} ({why})" for q, why in self.skipped))
+        out.append(f"warnings: {len(self.warnings)}")
+        out += [f"  {w}" for w in self.warnings]
         out.append(f"failures: {len(self.failures)}")
         out += [f"  {f.stage} {f.what}: {f.message}" for f in self.failures]
         out.append("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
@@ -154,7 +157,10 @@ def composite_quarters(cfg: PipelineConfig, quarters: Sequence[Quarter], summary
         try:
             if force or not exists(f"{comp}/{q}/composite.json", cfg.storage.endpoint_url):
                 run_composite(cfg, q, comp, client=client, progress=_sub(progress, f"composite {q} ({i + 1}/{len(quarters)})"))
-            if composite_summary(cfg, comp, q).get("items"):
+            done = composite_summary(cfg, comp, q)
+            for item, why in (done.get("unreadable") or {}).items():
+                summary.warnings.append(f"{q}: source item {item} left out, {why}")
+            if done.get("items"):
                 ok.append(q)
             else:
                 summary.skipped.append((str(q), "no source imagery"))

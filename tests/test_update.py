@@ -136,3 +136,27 @@ def test_kill_9_mid_publish_then_rerun_completes_with_no_partial_item(small_arch
         assert f"{cid}: 8 items" in res.stdout
         assert len(list((stac / cid).glob("*/*.json"))) == 8
     assert "failures: 0" in res.stdout
+
+
+def test_a_corrupt_cog_is_reported_and_the_quarter_still_produced(source: Path, tmp_path: Path) -> None:
+    from lpqlc.pipeline import run_pipeline
+
+    item_file = sorted((source.parent / "sentinel-2-l2a").glob("S2A_*_2021*/*.json"))[0]
+    item = json.loads(item_file.read_text())
+    red = (item_file.parent / item["assets"]["red"]["href"]).resolve()
+    red.write_bytes(red.read_bytes()[:300] + b"\0" * 2000)  # a truncated, corrupt COG
+    cfg = small_config(str(source), storage=str(tmp_path / "store"), **SCIENCE)
+    summary = run_pipeline(cfg, model=_model(tmp_path / "model.pt"))
+    assert not summary.failures and [str(q) for q in summary.quarters] == ["2021Q4", "2022Q1"]
+    assert len(summary.warnings) == 1 and item["id"] in summary.warnings[0] and "'red'" in summary.warnings[0]
+    assert any(item["id"] in line for line in summary.lines())
+    stac = Path(cfg.publish_url)
+    for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
+        got = _item(stac, cid, "2021Q4")
+        assert set(got["properties"]["lpqlc:unreadable_inputs"]) == {item["id"]}, cid
+        assert got["properties"]["lpqlc:flags"] == ["unreadable-inputs"] and "unreadable" in got["properties"]["processing:lineage"]
+        assert item["id"] not in got["properties"]["lpqlc:inputs"]
+    assert "lpqlc:unreadable_inputs" not in _item(stac, "lpqlc-landcover-confidence", "2022Q1")["properties"]
+    comp = json.loads((tmp_path / "store" / "composites" / "2021Q4" / "composite.json").read_text())
+    assert item["id"] in comp["unreadable"] and item["id"] not in comp["items"]
+    assert any(d["id"] == item["id"] and "unreadable" in d["reason"] for d in comp["search"]["dropped"])

@@ -37,7 +37,7 @@ from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.preview import mosaic_tiles
 from lpqlc.quarter import Quarter
-from lpqlc.sources.search import SearchReport, search_quarter
+from lpqlc.sources.search import Dropped, SearchReport, SearchResult, search_quarter
 from lpqlc.storage import exists, gdal_env, parse_storage_url, read_bytes, write_bytes
 
 __all__ = [
@@ -56,6 +56,38 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FVC = "fvc"
+
+
+#: How many unreadable source items a quarter may lose before its composite fails.
+MAX_UNREADABLE = 20
+
+
+def unreadable_asset(exc: BaseException, items: list[Any], endpoint: str | None = None) -> tuple[str, str] | None:
+    """The (item id, asset key) a read error comes from, or None when it cannot be pinned on one.
+
+    A message naming a whole href settles it; GDAL often names only the file (``red.tif: …``), so the
+    assets whose file name the message holds are opened one by one and the one that fails is the culprit.
+    """
+    import rasterio
+
+    text = str(exc)
+    named = []
+    for it in items:
+        for key, asset in it.assets.items():
+            href = asset.get_absolute_href() or asset.href or ""
+            if href and (href in text or href.split("://", 1)[-1] in text):
+                return it.id, key
+            if href and href.rsplit("/", 1)[-1] in text:
+                named.append((it.id, key, href))
+    failing = []
+    with rasterio.Env(**gdal_env(endpoint)):
+        for item_id, key, href in named:
+            try:
+                with rasterio.open(href):
+                    pass
+            except rasterio.errors.RasterioIOError:
+                failing.append((item_id, key))
+    return failing[0] if len(failing) == 1 else None
 
 
 def tile_id(index: tuple[int, int]) -> str:
@@ -146,14 +178,29 @@ def run_composite(
     odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
     names = [*ccfg.bands, COUNT, NDVI]
 
-    tasks = []
-    for index, gbox in tiles:
-        comp = build_composite(result.items, result.rule, ccfg, gbox, cfg.grid.chunk_size)
-        block = da.stack([comp[n].data.astype(np.float32) for n in names])
-        tasks.append(dask.delayed(_write_tile, pure=True)(
-            block, names, gbox, f"{prefix}/{tile_id(index)}", endpoint, ccfg.ndvi_histogram_bins,
-        ))  # fmt: skip
-    outs: list[_TileOut] = compute_bounded(tasks, client, "composite", progress)
+    unreadable: dict[str, str] = {}
+    while True:
+        items = [it for it in result.items if it.id not in unreadable]
+        tasks = []
+        for index, gbox in tiles:
+            comp = build_composite(items, result.rule, ccfg, gbox, cfg.grid.chunk_size)
+            block = da.stack([comp[n].data.astype(np.float32) for n in names])
+            tasks.append(dask.delayed(_write_tile, pure=True)(
+                block, names, gbox, f"{prefix}/{tile_id(index)}", endpoint, ccfg.ndvi_histogram_bins,
+            ))  # fmt: skip
+        try:
+            outs: list[_TileOut] = compute_bounded(tasks, client, "composite", progress)
+            break
+        except Exception as exc:  # noqa: BLE001 — only a read error that names one of the items' assets is handled
+            culprit = unreadable_asset(exc, items, endpoint)
+            if culprit is None or len(unreadable) >= MAX_UNREADABLE:
+                raise
+            item_id, key = culprit
+            reason = f"unreadable asset {key!r}: {type(exc).__name__}: {str(exc)[:300]}"
+            log.warning("%s: leaving out item %s (%s); compositing the other observations", quarter, item_id, reason)
+            unreadable[item_id] = reason
+            result.report.dropped.append(Dropped(item_id, reason))
+    result = SearchResult(items=items, rule=result.rule, report=result.report)
     hist = np.sum([o.hist for o in outs], axis=0) if outs else None
     sums = sum((o.sums for o in outs), BandSums())
     valid = hist is not None and int(hist.sum()) > 0
@@ -184,6 +231,7 @@ def run_composite(
         "resolution": grid.grid.resolution_for(quarter),
         "tiles": {tile_id(i): list(g.boundingbox) for i, g in tiles},
         "layers": names,
+        "unreadable": dict(unreadable),
         "items": [it.id for it in result.items],
         "item_versions": {it.id: item_stamp(it) for it in result.items},
         "search": result.report.to_dict(),

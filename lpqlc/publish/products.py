@@ -110,6 +110,22 @@ def _composite_items(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> li
     return list(composite_summary(cfg, comp_dir, quarter).get("items", []))
 
 
+def _unreadable(cfg: PipelineConfig, comp_dir: str, quarters: Sequence[Quarter]) -> dict[str, str]:
+    """Source items left out of these quarters' composites because an asset could not be read."""
+    out: dict[str, str] = {}
+    for q in quarters:
+        out.update(composite_summary(cfg, comp_dir, q).get("unreadable") or {})
+    return out
+
+
+def _flag(extra: dict[str, Any], lineage: str, bad: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+    """Record unreadable inputs in an item: ``lpqlc:unreadable_inputs`` and the lineage sentence."""
+    if not bad:
+        return extra, lineage
+    extra = {**extra, "lpqlc:unreadable_inputs": dict(sorted(bad.items())), "lpqlc:flags": ["unreadable-inputs"]}
+    return extra, lineage + f"; left out as unreadable: {'; '.join(f'{k} ({v})' for k, v in sorted(bad.items()))}"
+
+
 def source_digest(versions: Mapping[str, str]) -> str:
     """A digest of a quarter's source items and when each last changed (``id@updated``, sorted):
     ``lpqlc update`` compares it with a fresh search to find quarters whose inputs changed."""
@@ -144,23 +160,23 @@ def landcover_specs(cfg: PipelineConfig, classify_dir: str, comp_dir: str, quart
         window = era[max(0, at - half) : at + half + 1]  # the quarters refinement actually stacked
         inputs = tuple(sorted({i for w in window for i in own[w]}))
         span = f"{window[0]}–{window[-1]}" if len(window) > 1 else str(window[0])
+        lc_extra, lc_lineage = _flag(
+            {"lpqlc:model": dict(model), "lpqlc:window": [str(w) for w in window]},
+            f"Temporal mode over {span} of CCTS/HRFormer class predictions (checkpoint {model['checksum'][:16]}…) "
+            f"on quarterly median composites of {len(inputs)} source items: {', '.join(inputs)}",
+            _unreadable(cfg, comp_dir, window))  # fmt: skip
+        conf_extra, conf_lineage = _flag(
+            {"lpqlc:model": dict(model), "lpqlc:source_digest": _composite_digest(cfg, comp_dir, q)},
+            f"Maximum class probability of the CCTS/HRFormer prediction (checkpoint {model['checksum'][:16]}…) on "
+            f"the {q} median composite of {len(own[q])} source items: {', '.join(own[q])}",
+            _unreadable(cfg, comp_dir, [q]))  # fmt: skip
         for index, _ in grid.iter_tiles(q):
             t = tile_id(index)
-            specs.append(ItemSpec(
-                "landcover", str(q), t, {"landcover": f"{classify_dir}/refined/{q}/{t}/class.tif"},
-                lineage=(f"Temporal mode over {span} of CCTS/HRFormer class predictions (checkpoint "
-                         f"{model['checksum'][:16]}…) on quarterly median composites of {len(inputs)} source "
-                         f"items: {', '.join(inputs)}"),
-                inputs=inputs, extra={"lpqlc:model": dict(model), "lpqlc:window": [str(w) for w in window]},
-            ))  # fmt: skip
-            specs.append(ItemSpec(
-                "landcover-confidence", str(q), t, {"confidence": f"{classify_dir}/raw/{q}/{t}/confidence.tif"},
-                lineage=(f"Maximum class probability of the CCTS/HRFormer prediction (checkpoint "
-                         f"{model['checksum'][:16]}…) on the {q} median composite of {len(own[q])} source items: "
-                         f"{', '.join(own[q])}"),
-                inputs=tuple(own[q]), extra={"lpqlc:model": dict(model),
-                                             "lpqlc:source_digest": _composite_digest(cfg, comp_dir, q)},
-            ))  # fmt: skip
+            specs.append(ItemSpec("landcover", str(q), t, {"landcover": f"{classify_dir}/refined/{q}/{t}/class.tif"},
+                                  lineage=lc_lineage, inputs=inputs, extra=lc_extra))  # fmt: skip
+            specs.append(ItemSpec("landcover-confidence", str(q), t,
+                                  {"confidence": f"{classify_dir}/raw/{q}/{t}/confidence.tif"},
+                                  lineage=conf_lineage, inputs=tuple(own[q]), extra=conf_extra))  # fmt: skip
     return specs
 
 
@@ -174,17 +190,16 @@ def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters
     specs = []
     for q in sorted(quarters):
         comp = _composite_items(cfg, comp_dir, q)
+        bad = _unreadable(cfg, comp_dir, [q])
         for index, _ in grid.iter_tiles(q):
             t = tile_id(index)
             lc_id = item_id(lc, Period.of(q), t)
-            inputs = (lc_id, *comp)
-            specs.append(ItemSpec(
-                "erosion", str(q), t, {"erosion": f"{erosion_dir}/{q}/{t}/erosion.tif"},
-                lineage=(f"RUSLE A = R·K·LS·C·P: C and P from land cover {lc_id} and FVC of the {q} composite of "
-                         f"{len(comp)} source items ({', '.join(comp)}); R from {anc.precipitation}, K from "
-                         f"{anc.soil}, LS from {anc.dem}"),
-                inputs=tuple(inputs),
-            ))  # fmt: skip
+            extra, lineage = _flag({}, (
+                f"RUSLE A = R·K·LS·C·P: C and P from land cover {lc_id} and FVC of the {q} composite of "
+                f"{len(comp)} source items ({', '.join(comp)}); R from {anc.precipitation}, K from "
+                f"{anc.soil}, LS from {anc.dem}"), bad)  # fmt: skip
+            specs.append(ItemSpec("erosion", str(q), t, {"erosion": f"{erosion_dir}/{q}/{t}/erosion.tif"},
+                                  lineage=lineage, inputs=(lc_id, *comp), extra=extra))  # fmt: skip
     for y in sorted(years):
         for index, _ in grid.iter_tiles(Quarter(y, 1)):
             t = tile_id(index)
