@@ -9,6 +9,8 @@ the Kubernetes manifests are rendered from them too.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +18,9 @@ from typing import Any
 import dask
 
 from lpqlc.config.pipeline import ClusterConfig
+from lpqlc.storage import S3_RETRY_SECONDS, retrying, transient
+
+log = logging.getLogger(__name__)
 
 __all__ = ["open_client", "compute_bounded", "cluster_spec", "gpu_worker_group_spec", "has_gpu_workers"]
 
@@ -124,7 +129,9 @@ def compute_bounded(tasks: list[Any], client: Any, stage: str = "",
     """Compute Dask collections one future each (on ``client`` if given, at most two per worker thread
     in flight, so memory stays bounded whatever their number); results in input order.
     ``progress(stage, done, total)`` is called as each finishes. Without a client they run one after
-    another on the local scheduler."""
+    another on the local scheduler. A unit that fails transiently (S3 or HTTP unreachable, 5xx,
+    timeouts: :func:`lpqlc.storage.transient`) is resubmitted with backoff for up to
+    ``LPQLC_S3_RETRY_SECONDS``; a lost worker's tasks are rescheduled by Dask itself."""
     done = 0
 
     def tick() -> None:
@@ -136,7 +143,7 @@ def compute_bounded(tasks: list[Any], client: Any, stage: str = "",
     if client is None:
         out = []
         for t in tasks:
-            out.append(dask.compute(t)[0])
+            out.append(retrying(lambda t=t: dask.compute(t)[0], f"{stage or 'task'}"))
             tick()
         return out
     from dask.distributed import as_completed
@@ -151,8 +158,24 @@ def compute_bounded(tasks: list[Any], client: Any, stage: str = "",
         fut = client.compute(t)
         index[fut.key] = i
         ac.add(fut)
+    first_failure: dict[int, float] = {}
+    attempts: dict[int, int] = {}
     for fut in ac:
-        results[index[fut.key]] = fut.result()
+        i = index[fut.key]
+        try:
+            results[i] = fut.result()
+        except Exception as exc:  # noqa: BLE001 — transient I/O failures are resubmitted, the rest re-raised
+            start = first_failure.setdefault(i, time.monotonic())
+            if not transient(exc) or time.monotonic() - start > S3_RETRY_SECONDS:
+                raise
+            attempts[i] = attempts.get(i, 0) + 1
+            delay = min(8.0, 0.25 * 2 ** attempts[i])
+            log.warning("%s: unit %d failed (%s: %s); resubmitting in %.1f s", stage, i, type(exc).__name__,
+                        str(exc)[:200], delay)  # fmt: skip
+            time.sleep(delay)
+            client.retry([fut])
+            ac.add(fut)
+            continue
         tick()
         if pending:
             i, t = pending.pop(0)

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import fsspec
 from lpqlc.errors import StorageError
 
 __all__ = ["StorageURL", "parse_storage_url", "open_filesystem", "write_bytes", "read_bytes", "exists", "put_file", "gdal_env",
-           "remove", "list_files"]
+           "remove", "list_files", "retrying", "transient"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,44 @@ def open_filesystem(url: str | StorageURL, endpoint_url: str | None = None) -> f
     return fsspec.filesystem("s3", skip_instance_cache=False, **options)
 
 
+#: How long S3 calls keep retrying a transient failure (connection refused or reset, timeouts, 5xx,
+#: throttling) with exponential backoff before giving up, seconds.
+S3_RETRY_SECONDS = float(os.environ.get("LPQLC_S3_RETRY_SECONDS", "90"))
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether an S3 failure is worth retrying (never a missing object or a refused permission)."""
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):
+        return False
+    name = type(exc).__name__
+    text = str(exc)
+    if any(k in name for k in ("EndpointConnectionError", "ConnectionClosedError", "ReadTimeout", "ConnectTimeout",
+                               "ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "Timeout")):
+        return True
+    if any(code in text for code in ("500", "502", "503", "504", "SlowDown", "InternalError", "ServiceUnavailable",
+                                     "Could not connect", "Connection refused", "Failed to connect",
+                                     "Connection reset", "timed out", "Empty reply from server")):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError) or (isinstance(exc, OSError) and exc.errno is None)
+
+
+def retrying(call: Callable[[], Any], what: str) -> Any:
+    """Run an S3 call, retrying transient failures with exponential backoff (0.25 s doubling to 8 s)
+    for up to :data:`S3_RETRY_SECONDS`; the last error propagates."""
+    deadline = time.monotonic() + S3_RETRY_SECONDS
+    delay = 0.25
+    while True:
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 — classified by transient(), re-raised otherwise
+            cause = exc.__cause__ or exc.__context__ or exc
+            if not (transient(exc) or transient(cause)) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: %s: %s; retrying in %.1f s", what, type(exc).__name__, str(exc)[:200], delay)
+            time.sleep(delay)
+            delay = min(8.0, delay * 2)
+
+
 def _strip(url: str) -> str:
     return url.split("://", 1)[1] if "://" in url else url
 
@@ -135,13 +174,13 @@ def _s3_commit(loc: StorageURL, endpoint_url: str | None, fill: Callable[[Any, s
     head, _, name = dest.rpartition("/")
     tmp = f"{head}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        fill(fs, tmp)
-        fs.copy(tmp, dest)
+        retrying(lambda: fill(fs, tmp), f"writing {loc.url}")
+        retrying(lambda: fs.copy(tmp, dest), f"moving {loc.url} into place")
     except OSError as exc:
         raise StorageError(f"cannot write {loc.url}: {exc}") from exc
     finally:
         try:
-            fs.rm_file(tmp)
+            retrying(lambda: fs.rm_file(tmp), f"removing s3://{tmp}")
         except FileNotFoundError:
             pass
         except OSError:
@@ -184,7 +223,8 @@ def read_bytes(url: str, endpoint_url: str | None = None) -> bytes:
     try:
         if loc.protocol == "file":
             return Path(loc.root).read_bytes()
-        return bytes(open_filesystem(loc, endpoint_url).cat_file(_strip(loc.url)))
+        fs = open_filesystem(loc, endpoint_url)
+        return bytes(retrying(lambda: fs.cat_file(_strip(loc.url)), f"reading {loc.url}"))
     except (OSError, ValueError) as exc:
         raise StorageError(f"cannot read {loc.url}: {exc}") from exc
 
@@ -194,7 +234,8 @@ def exists(url: str, endpoint_url: str | None = None) -> bool:
     loc = parse_storage_url(url, what="URL")
     if loc.protocol == "file":
         return Path(loc.root).exists()
-    return bool(open_filesystem(loc, endpoint_url).exists(_strip(loc.url)))
+    fs = open_filesystem(loc, endpoint_url)
+    return bool(retrying(lambda: fs.exists(_strip(loc.url)), f"looking for {loc.url}"))
 
 
 def remove(url: str, endpoint_url: str | None = None, *, recursive: bool = False) -> None:
@@ -214,6 +255,6 @@ def list_files(url: str, pattern: str, endpoint_url: str | None = None) -> list[
     loc = parse_storage_url(url, what="URL")
     fs = open_filesystem(loc, endpoint_url)
     base = loc.root if loc.protocol == "file" else _strip(loc.url)
-    found = fs.glob(f"{base.rstrip('/')}/{pattern}")
+    found = retrying(lambda: fs.glob(f"{base.rstrip('/')}/{pattern}"), f"listing {loc.url}")
     prefix = "" if loc.protocol == "file" else f"{loc.protocol}://"
     return sorted(f"{prefix}{p}" if loc.protocol != "file" else p for p in found)

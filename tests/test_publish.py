@@ -308,3 +308,38 @@ def test_losing_a_worker_mid_run_changes_no_output(published: Published, tmp_pat
                 for i in list_items(str(root), cid) for a in i["assets"].values()}  # fmt: skip
 
     assert checksums(Path(cfg.publish_url)) == checksums(published.root)
+
+
+@pytest.mark.stack
+def test_restarting_the_s3_server_mid_run_the_run_completes(published: Published, stack: StackState, tmp_path: Path) -> None:
+    import time
+
+    from lpqlc.stack.local import LocalStack
+    from lpqlc.storage import exists
+
+    prefix = f"s3://{stack.bucket}/restart"
+    cfg = published.cfg.model_copy(update={"storage": published.cfg.storage.model_copy(
+        update={"url": prefix, "endpoint_url": stack.s3_endpoint})})  # fmt: skip
+    doc = json.loads(cfg.model_dump_json())
+    doc["model"] = {"checkpoint": published.model}
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    proc = subprocess.Popen([sys.executable, "-m", "lpqlc.cli", "run", "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    # once the composites are on S3, and before anything is classified, the S3 server goes away for 3 s
+    while proc.poll() is None and not exists(f"{prefix}/composites/2022Q1/composite.json", stack.s3_endpoint):
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before the restart"
+    LocalStack(stack.dir).restart_s3(downtime=3.0)
+    stdout, stderr = proc.communicate(timeout=900)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "failures: 0" in stdout and "lpqlc-landcover: 8 items (8 new" in stdout
+    assert "retrying" in stderr or "resubmitting" in stderr  # the outage was met and ridden out
+
+    def checksums(items: list[dict[str, Any]]) -> dict[str, str]:
+        return {i["id"]: a["file:checksum"] for i in items for a in i["assets"].values()}
+
+    from lpqlc.publish.catalog import list_items as listed
+
+    for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
+        assert checksums(listed(f"{prefix}/stac", cid, stack.s3_endpoint)) == checksums(list_items(str(published.root), cid))

@@ -334,6 +334,17 @@ class LocalStack:
         )
 
     # ---------------------------------------------------------------------------------- status
+    def restart_s3(self, downtime: float = 0.0, timeout: float = 60.0) -> StackState:
+        """Stop SeaweedFS, wait ``downtime`` seconds, start it again on the same port and data."""
+        st = self.load_state()
+        if st is None:
+            raise StackError(f"no stack state under {self.dir}: start one with `lpqlc stack up`")
+        terminate(st.s3_pid)
+        time.sleep(downtime)
+        self._start_seaweedfs(st, timeout)
+        self._save(st)
+        return st
+
     def service_status(self, st: StackState) -> dict[str, dict[str, Any]]:
         """Per service: endpoint, whether it answers, and its log."""
         return {
