@@ -125,13 +125,15 @@ def has_gpu_workers(client: Any) -> bool:
 
 
 def compute_bounded(tasks: list[Any], client: Any, stage: str = "",
-                    progress: Callable[[str, int, int], None] | None = None) -> list[Any]:  # fmt: skip
+                    progress: Callable[[str, int, int], None] | None = None,
+                    on_result: Callable[[int, Any], None] | None = None) -> list[Any]:  # fmt: skip
     """Compute Dask collections one future each (on ``client`` if given, at most two per worker thread
     in flight, so memory stays bounded whatever their number); results in input order.
     ``progress(stage, done, total)`` is called as each finishes. Without a client they run one after
     another on the local scheduler. A unit that fails transiently (S3 or HTTP unreachable, 5xx,
     timeouts: :func:`lpqlc.storage.transient`) is resubmitted with backoff for up to
-    ``LPQLC_S3_RETRY_SECONDS``; a lost worker's tasks are rescheduled by Dask itself."""
+    ``LPQLC_S3_RETRY_SECONDS``; a lost worker's tasks are rescheduled by Dask itself.
+    ``on_result(i, result)`` runs on the client as unit ``i`` finishes (e.g. to record it done)."""
     done = 0
 
     def tick() -> None:
@@ -142,8 +144,10 @@ def compute_bounded(tasks: list[Any], client: Any, stage: str = "",
 
     if client is None:
         out = []
-        for t in tasks:
+        for i, t in enumerate(tasks):
             out.append(retrying(lambda t=t: dask.compute(t)[0], f"{stage or 'task'}"))
+            if on_result is not None:
+                on_result(i, out[-1])
             tick()
         return out
     from dask.distributed import as_completed
@@ -176,6 +180,8 @@ def compute_bounded(tasks: list[Any], client: Any, stage: str = "",
             client.retry([fut])
             ac.add(fut)
             continue
+        if on_result is not None:
+            on_result(i, results[i])
         tick()
         if pending:
             i, t = pending.pop(0)

@@ -130,8 +130,14 @@ def test_kill_9_mid_publish_then_rerun_completes_with_no_partial_item(small_arch
         item = json.loads(f.read_text())
         validate_stac(item)
         assert all((f.parent / a["href"]).exists() for a in item["assets"].values())
+    store = tmp_path / "store"
+    done = {p.parent: p.parent.joinpath("red.tif").stat().st_mtime_ns for p in store.glob("composites/*/*/_unit.json")}
+    done |= {p.parent: p.parent.joinpath("class.tif").stat().st_mtime_ns for p in store.glob("classify/raw/*/*/_unit.json")}
+    assert done  # some units had finished before the kill
     res = _lpqlc("run", "--config", str(config))
     assert res.returncode == 0, res.stderr[-3000:]
+    for folder, mtime in done.items():  # finished units were not redone
+        assert folder.joinpath("red.tif" if "composites" in folder.parts else "class.tif").stat().st_mtime_ns == mtime
     for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
         assert f"{cid}: 8 items" in res.stdout
         assert len(list((stac / cid).glob("*/*.json"))) == 8

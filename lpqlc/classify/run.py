@@ -10,6 +10,7 @@ Layout under the output URL::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from lpqlc import __version__
 from lpqlc.classify.inference import ModelPlugin, classify_array
 from lpqlc.classify.temporal import refine_window
 from lpqlc.cluster import compute_bounded, has_gpu_workers
@@ -29,7 +31,8 @@ from lpqlc.model.checkpoint import load_checkpoint
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import load_files
-from lpqlc.storage import parse_storage_url, write_bytes
+from lpqlc.storage import parse_storage_url, read_bytes, write_bytes
+from lpqlc.units import Unit, run_units, unit_key
 
 __all__ = ["ClassifyRun", "run_classify", "refine_quarters", "normalised_composite"]
 
@@ -90,8 +93,10 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
     colours = dict(cfg.science.landcover.colours)
     grid = OutputGrid.from_config(cfg)
     run = ClassifyRun(prefix=prefix, quarters=quarters, gpu=gpu)
-    tasks = []
+    model_sum = hashlib.sha256(read_bytes(model_url, endpoint)).hexdigest()
+    units = []
     for q in quarters:
+        comp_sum = hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", endpoint)).hexdigest()
         img = normalised_composite(cfg, comp_dir, q, ck)
         pred = classify_array(img, url=model_url, endpoint_url=endpoint, classes=ck.classes, tile=cc.predict_tile,
                               overlap=cc.predict_overlap, batch=cc.batch_size, gpu=gpu,
@@ -100,10 +105,13 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
         run.tiles[str(q)] = []
         for index, tgbox in grid.iter_tiles(q):
             ys, xs = tiles.roi[index]
-            tasks.append(dask.delayed(_write_tile, pure=True)(
-                pred[:, ys, xs], ["class", "confidence"], tgbox, f"{prefix}/raw/{q}/{tile_id(index)}", endpoint, colours, cfg.grid.cog_blocksize))  # fmt: skip
+            folder = f"{prefix}/raw/{q}/{tile_id(index)}"
+            key = unit_key("classify", __version__, model_sum, comp_sum, cc.model_dump(mode="json"), probabilities,
+                           cfg.grid.model_dump(mode="json"), tile_id(index))  # fmt: skip
+            units.append(Unit(dask.delayed(_write_tile, pure=True)(
+                pred[:, ys, xs], ["class", "confidence"], tgbox, folder, endpoint, colours, cfg.grid.cog_blocksize), folder, key))  # fmt: skip
             run.tiles[str(q)].append(tile_id(index))
-    compute_bounded(tasks, client, "classify", progress)
+    run_units(units, client, "classify", endpoint=endpoint, progress=progress)
     if refine:
         refine_quarters(cfg, prefix, quarters, quarters, client=client, progress=progress)
     return run

@@ -27,6 +27,7 @@ import dask.array as da
 import numpy as np
 from odc.geo.geobox import GeoBox
 
+from lpqlc import __version__
 from lpqlc.cluster import compute_bounded
 from lpqlc.composite.build import COUNT, NDVI, build_composite
 from lpqlc.composite.normalise import BandSums, NormStats
@@ -39,6 +40,7 @@ from lpqlc.publish.preview import mosaic_tiles
 from lpqlc.quarter import Quarter
 from lpqlc.sources.search import Dropped, SearchReport, SearchResult, search_quarter
 from lpqlc.storage import exists, gdal_env, parse_storage_url, read_bytes, write_bytes
+from lpqlc.units import Unit, run_units, unit_key
 
 __all__ = [
     "CompositeRun",
@@ -117,6 +119,13 @@ class _TileOut:
     hist: np.ndarray
     sums: BandSums
 
+    def to_json(self) -> dict[str, Any]:
+        return {"hist": np.asarray(self.hist).tolist(), "n": self.sums.n, "s1": self.sums.s1, "s2": self.sums.s2}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> _TileOut:
+        return cls(hist=np.asarray(doc["hist"]), sums=BandSums(n=doc["n"], s1=doc["s1"], s2=doc["s2"]))
+
 
 def _write_tile(
     block: np.ndarray, names: list[str], gbox: GeoBox, prefix: str, endpoint: str | None, bins: int
@@ -181,15 +190,19 @@ def run_composite(
     unreadable: dict[str, str] = {}
     while True:
         items = [it for it in result.items if it.id not in unreadable]
-        tasks = []
+        units = []
+        sources = {it.id: item_stamp(it) for it in items}
         for index, gbox in tiles:
             comp = build_composite(items, result.rule, ccfg, gbox, cfg.grid.chunk_size)
             block = da.stack([comp[n].data.astype(np.float32) for n in names])
-            tasks.append(dask.delayed(_write_tile, pure=True)(
-                block, names, gbox, f"{prefix}/{tile_id(index)}", endpoint, ccfg.ndvi_histogram_bins,
-            ))  # fmt: skip
+            folder = f"{prefix}/{tile_id(index)}"
+            key = unit_key("composite", __version__, str(quarter), sources, ccfg.model_dump(mode="json"),
+                           cfg.grid.model_dump(mode="json"), list(gbox.boundingbox))  # fmt: skip
+            task = dask.delayed(_write_tile, pure=True)(block, names, gbox, folder, endpoint, ccfg.ndvi_histogram_bins)
+            units.append(Unit(task, folder, key))
         try:
-            outs: list[_TileOut] = compute_bounded(tasks, client, "composite", progress)
+            outs: list[_TileOut] = run_units(units, client, "composite", endpoint=endpoint, progress=progress,
+                                             encode=_TileOut.to_json, decode=_TileOut.from_json)  # fmt: skip
             break
         except Exception as exc:  # noqa: BLE001 — only a read error that names one of the items' assets is handled
             culprit = unreadable_asset(exc, items, endpoint)

@@ -1,0 +1,70 @@
+"""Units of work (quarter × tile) that are skipped when their outputs already exist for the same inputs.
+
+A unit's task writes its outputs (each atomically); when it has finished, the client writes a small
+marker beside them (``_unit.json``: the key of the unit's inputs and its small result). A rerun, say
+after the whole run was killed, finds the marker with the same key and reuses the result instead of
+computing the unit again; a unit whose inputs changed (another key) or that never finished (no marker)
+runs again. Outputs are therefore never trusted without their marker, and a marker never precedes
+its outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lpqlc.cluster import compute_bounded
+from lpqlc.storage import exists, read_bytes, write_bytes
+
+__all__ = ["Unit", "unit_key", "run_units"]
+
+log = logging.getLogger(__name__)
+
+
+def unit_key(*parts: Any) -> str:
+    """A digest of everything a unit's outputs depend on (JSON-serialisable parts)."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A Dask task, the folder its outputs go to, and the key of its inputs."""
+
+    task: Any
+    folder: str
+    key: str
+
+    @property
+    def marker(self) -> str:
+        return f"{self.folder}/_unit.json"
+
+
+def run_units(units: Sequence[Unit], client: Any, stage: str, *, endpoint: str | None = None,
+              progress: Callable[[str, int, int], None] | None = None,
+              encode: Callable[[Any], Any] = lambda r: r, decode: Callable[[Any], Any] = lambda r: r) -> list[Any]:  # fmt: skip
+    """Results of ``units`` in order: reused from their markers where the key matches, computed
+    (:func:`lpqlc.cluster.compute_bounded`) otherwise. ``encode``/``decode`` map a result to JSON and back."""
+    results: list[Any] = [None] * len(units)
+    todo = []
+    for i, u in enumerate(units):
+        if exists(u.marker, endpoint):
+            doc = json.loads(read_bytes(u.marker, endpoint))
+            if doc.get("key") == u.key:
+                results[i] = decode(doc["result"])
+                continue
+        todo.append(i)
+    if len(todo) < len(units):
+        log.info("%s: %d of %d units done before, reused", stage, len(units) - len(todo), len(units))
+
+    def done(j: int, result: Any) -> None:
+        u = units[todo[j]]
+        results[todo[j]] = result
+        write_bytes(u.marker, json.dumps({"key": u.key, "result": encode(result)}).encode("utf-8"), endpoint)
+
+    compute_bounded([units[i].task for i in todo], client, stage, progress, on_result=done)
+    return results
