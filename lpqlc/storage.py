@@ -235,6 +235,7 @@ def exists(url: str, endpoint_url: str | None = None) -> bool:
     if loc.protocol == "file":
         return Path(loc.root).exists()
     fs = open_filesystem(loc, endpoint_url)
+    fs.invalidate_cache(_strip(loc.url))
     return bool(retrying(lambda: fs.exists(_strip(loc.url)), f"looking for {loc.url}"))
 
 
@@ -255,6 +256,7 @@ def list_files(url: str, pattern: str, endpoint_url: str | None = None) -> list[
     loc = parse_storage_url(url, what="URL")
     fs = open_filesystem(loc, endpoint_url)
     base = loc.root if loc.protocol == "file" else _strip(loc.url)
+    fs.invalidate_cache()  # other processes write here too: never answer from a stale listing
     found = retrying(lambda: fs.glob(f"{base.rstrip('/')}/{pattern}"), f"listing {loc.url}")
     prefix = "" if loc.protocol == "file" else f"{loc.protocol}://"
     return sorted(f"{prefix}{p}" if loc.protocol != "file" else p for p in found)

@@ -1,41 +1,35 @@
-"""``lpqlc update``: quarters found new or changed from the published catalog's own lineage, only the
-affected window redone, untouched items byte-identical."""
+"""Incremental updates and fault tolerance, end to end on the sample archive against the local
+SeaweedFS (S3) and STAC API servers: ``lpqlc update`` finds new or changed quarters from the published
+catalog's own lineage and redoes only the affected window; a corrupt COG is reported and its quarter
+still produced; kill -9 of the whole run, then a rerun, leaves complete outputs and no partial item."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
+import os
+import signal
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 import yaml
 
+from lpqlc.publish.catalog import item_url, read_item
+from lpqlc.publish.stacapi import ingest
+from lpqlc.publish.validate import validate_stac
 from lpqlc.sample.archive import SampleArchive
+from lpqlc.stack import StackState
+from lpqlc.storage import list_files, parse_storage_url, read_bytes, write_bytes
 from tests.conftest import small_config
 from tests.test_publish import SCIENCE, _model
 
-
-def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.parent.parent.parent == root}  # fmt: skip
-
-
-def _item(root: Path, cid: str, period: str, tile: str = "x000y000") -> dict:
-    iid = f"{cid}-{period}-{tile}"
-    return json.loads((root / cid / iid / f"{iid}.json").read_text())
-
-
-def _withhold(catalog: Path, collection: str, prefix: str) -> list[dict]:
-    """Drop the item links of ``collection`` whose item id holds ``prefix`` (imagery not landed yet)."""
-    f = catalog.parent / collection / "collection.json"
-    doc = json.loads(f.read_text())
-    kept = [link for link in doc["links"] if link["rel"] != "item" or prefix not in link["href"]]
-    removed = [link for link in doc["links"] if link not in kept]
-    f.write_text(json.dumps({**doc, "links": kept}))
-    return removed
+pytestmark = pytest.mark.stack
 
 
 def _lpqlc(*args: str) -> subprocess.CompletedProcess[str]:
@@ -43,126 +37,171 @@ def _lpqlc(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture()
-def source(small_archive: SampleArchive, tmp_path: Path) -> Path:
-    """A copy of the SMALL archive whose catalog can gain items."""
-    root = Path(small_archive.catalog).parent
-    copy = tmp_path / "archive"
-    shutil.copytree(root, copy)
-    return copy / "catalog.json"
+def s2_collection(stack: StackState, s3_archive: SampleArchive) -> Callable[..., tuple[str, Callable[[list[dict[str, Any]]], None]]]:
+    """Make a fresh Sentinel-2 collection in the STAC API from the sample archive's items; returns its id
+    and a function that upserts more items into it (imagery landing later)."""
+    api = stack.stac_api
+    base = requests.get(f"{api}/collections/sentinel-2-l2a", timeout=30).json()
+    items = requests.get(f"{api}/collections/sentinel-2-l2a/items", params={"limit": 1000}, timeout=30).json()["features"]
+    root = parse_storage_url(f"s3://{stack.bucket}/sample")
+
+    def make(keep: Callable[[dict[str, Any]], bool] = lambda it: True,
+             change: Callable[[dict[str, Any]], dict[str, Any]] = lambda it: it) -> tuple[str, Callable[[list[dict[str, Any]]], None]]:  # fmt: skip
+        cid = f"s2-{uuid.uuid4().hex[:8]}"
+        docs = [{**change(json.loads(json.dumps(it))), "collection": cid, "links": []} for it in items]
+        coll = {**base, "id": cid, "links": []}
+        ingest(api, {cid: coll}, {cid: [d for d in docs if keep(d)]}, root)
+
+        def add(more: list[dict[str, Any]]) -> None:
+            ingest(api, {cid: coll}, {cid: more}, root)
+
+        return cid, add
+
+    make.items = items  # type: ignore[attr-defined]
+    return make
 
 
-def test_update_processes_only_the_new_quarter_and_its_window(source: Path, tmp_path: Path) -> None:
-    # quarter N = 2021Q4 published; 2022Q1's Sentinel-2 scenes have not landed yet
-    links = _withhold(source, "sentinel-2-l2a", "_2022")
-    cfg = small_config(str(source), storage=str(tmp_path / "store"), **SCIENCE)
+def _config(stack: StackState, tmp_path: Path, name: str, sentinel2: str) -> tuple[Path, Any]:
+    cfg = small_config(stac_api=stack.stac_api, storage=f"s3://{stack.bucket}/{name}", endpoint_url=stack.s3_endpoint,
+                       **SCIENCE)  # fmt: skip
     doc = json.loads(cfg.model_dump_json())
+    doc["sources"]["collections"]["sentinel2"] = sentinel2
     doc["model"] = {"checkpoint": _model(tmp_path / "model.pt")}
     config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump(doc))
+    from lpqlc.config import load_config
+
+    return config, load_config(config)
+
+
+def _item(cfg: Any, cid: str, period: str, tile: str = "x000y000", version: int | None = None) -> dict[str, Any]:
+    iid = f"{cid}-{period}-{tile}"
+    url = item_url(cfg.publish_url, cid, iid)
+    if version is not None:
+        url = url.rsplit("/", 1)[0] + f"/v{version}/{iid}.json"
+    doc = read_item(url, cfg.storage.endpoint_url)
+    assert doc is not None, url
+    return doc
+
+
+def _raw(cfg: Any, cid: str) -> dict[str, bytes]:
+    """Every committed item file of a collection, as bytes (to compare byte for byte)."""
+    return {u: read_bytes(u, cfg.storage.endpoint_url) for u in list_files(f"{cfg.publish_url}/{cid}", "*/*.json", cfg.storage.endpoint_url)}
+
+
+def test_update_processes_only_the_new_quarter_and_its_window(s2_collection: Any, stack: StackState, tmp_path: Path) -> None:
+    # quarter N = 2021Q4 is published; 2022Q1's Sentinel-2 scenes have not landed in the STAC API yet
+    cid, add = s2_collection(keep=lambda it: not it["properties"]["datetime"].startswith("2022"))
+    config, cfg = _config(stack, tmp_path, f"update-{cid}", cid)
     first = _lpqlc("run", "--config", str(config))
     assert first.returncode == 0, first.stderr[-3000:]
     assert "skipped: 2022Q1 (no source imagery)" in first.stdout and "lpqlc-landcover: 4 items (4 new" in first.stdout
-    stac = tmp_path / "store" / "stac"
-    before = {cid: _digests(stac / cid) for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion")}
-    lc_before = _item(stac, "lpqlc-landcover", "2021Q4")
+    confidence_before = _raw(cfg, "lpqlc-landcover-confidence")
+    lc_before = _item(cfg, "lpqlc-landcover", "2021Q4")
 
     nothing = _lpqlc("update", "--config", str(config), "--dry-run")
     assert nothing.returncode == 0 and "nothing to do" in nothing.stdout and "unchanged: 1 quarter(s)" in nothing.stdout
 
-    # quarter N+1 lands in the source catalog
-    f = source.parent / "sentinel-2-l2a" / "collection.json"
-    coll = json.loads(f.read_text())
-    f.write_text(json.dumps({**coll, "links": coll["links"] + links}))
+    # quarter N+1 lands in the source STAC API
+    add([{**it, "collection": cid, "links": []} for it in s2_collection.items if it["properties"]["datetime"].startswith("2022")])
     plan = _lpqlc("update", "--config", str(config), "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "new: 1 quarter(s): 2022Q1" in plan.stdout and "refine + republish land cover: 2021Q4, 2022Q1" in plan.stdout
-    assert not (stac / "lpqlc-landcover" / "lpqlc-landcover-2022Q1-x000y000").exists()  # a dry run writes nothing
+    assert read_item(item_url(cfg.publish_url, "lpqlc-landcover", "lpqlc-landcover-2022Q1-x000y000"),
+                     cfg.storage.endpoint_url) is None  # a dry run writes nothing
 
     res = _lpqlc("update", "--config", str(config))
     assert res.returncode == 0, res.stderr[-3000:]
     assert "composite + classify: 2022Q1" in res.stdout
-    # 2022Q1 is new everywhere
-    for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
-        assert _item(stac, cid, "2022Q1")["properties"]["version"] == "1"
+    for c in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):  # 2022Q1 is new everywhere
+        assert _item(cfg, c, "2022Q1")["properties"]["version"] == "1"
     # 2021Q4's confidence depends on its own scenes only: byte-identical
-    after = _digests(stac / "lpqlc-landcover-confidence")
-    assert all(after[k] == v for k, v in before["lpqlc-landcover-confidence"].items())
+    after = _raw(cfg, "lpqlc-landcover-confidence")
+    assert all(after[k] == v for k, v in confidence_before.items())
     # 2021Q4's land cover was re-refined with 2022Q1 in its window: a new version, same created
-    lc_after = _item(stac, "lpqlc-landcover", "2021Q4")
+    lc_after = _item(cfg, "lpqlc-landcover", "2021Q4")
     assert lc_after["properties"]["version"] == "2" and lc_after["properties"]["lpqlc:window"] == ["2021Q4", "2022Q1"]
     assert lc_after["properties"]["created"] == lc_before["properties"]["created"]
     assert lc_after["properties"]["updated"] >= lc_before["properties"]["updated"]
     assert set(lc_after["properties"]["lpqlc:inputs"]) > set(lc_before["properties"]["lpqlc:inputs"])
     # 2021Q4's erosion changes exactly where its land-cover pixels changed
     for tile in ("x000y000", "x001y000", "x000y001", "x001y001"):
-        lc_same = (_item(stac, "lpqlc-landcover", "2021Q4", tile)["assets"]["landcover"]["file:checksum"]
-                   == json.loads((stac / "lpqlc-landcover" / f"lpqlc-landcover-2021Q4-{tile}" / "v1"
-                                  / f"lpqlc-landcover-2021Q4-{tile}.json").read_text())["assets"]["landcover"]["file:checksum"])  # fmt: skip
-        ero = _item(stac, "lpqlc-erosion", "2021Q4", tile)
-        assert (ero["properties"]["version"] == "1") == lc_same, tile
+        old = _item(cfg, "lpqlc-landcover", "2021Q4", tile, version=1)["assets"]["landcover"]["file:checksum"]
+        new = _item(cfg, "lpqlc-landcover", "2021Q4", tile)["assets"]["landcover"]["file:checksum"]
+        assert (_item(cfg, "lpqlc-erosion", "2021Q4", tile)["properties"]["version"] == "1") == (old == new), tile
     again = _lpqlc("update", "--config", str(config), "--dry-run")
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
-def test_kill_9_mid_publish_then_rerun_completes_with_no_partial_item(small_archive: SampleArchive, tmp_path: Path) -> None:
-    import os
-    import signal
-    import time
+def _mtime(url: str, endpoint: str) -> Any:
+    from lpqlc.storage import open_filesystem
 
-    from lpqlc.publish.validate import validate_stac
+    fs = open_filesystem(url, endpoint)
+    fs.invalidate_cache()
+    return fs.info(url.removeprefix("s3://"))["LastModified"]
 
-    cfg = small_config(small_archive.catalog, storage=str(tmp_path / "store"), **SCIENCE)
-    doc = json.loads(cfg.model_dump_json())
-    doc["model"] = {"checkpoint": _model(tmp_path / "model.pt")}
-    config = tmp_path / "pipeline.yaml"
-    config.write_text(yaml.safe_dump(doc))
-    stac = tmp_path / "store" / "stac"
+
+def test_kill_9_mid_publish_then_rerun_completes_with_no_partial_item(s2_collection: Any, stack: StackState, tmp_path: Path) -> None:
+    cid, _ = s2_collection()
+    config, cfg = _config(stack, tmp_path, f"kill-{cid}", cid)
+    ep = cfg.storage.endpoint_url
+    stac = cfg.publish_url
     proc = subprocess.Popen([sys.executable, "-m", "lpqlc.cli", "run", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:  # kill the whole run (client, scheduler, workers) as soon as the first items are committed
-        while proc.poll() is None and len(list(stac.glob("lpqlc-landcover*/*/*.json"))) < 3:
-            time.sleep(0.05)
+        while proc.poll() is None and len(list_files(stac, "lpqlc-landcover*/*/*.json", ep)) < 3:
+            time.sleep(0.1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    for f in stac.glob("*/*/*.json"):  # whatever is visible is whole: every committed item parses, validates
-        item = json.loads(f.read_text())
+    visible = list_files(stac, "*/*/*.json", ep)
+    assert visible
+    for url in visible:  # whatever is visible is whole: every committed item parses and validates, its assets exist
+        item = json.loads(read_bytes(url, ep))
         validate_stac(item)
-        assert all((f.parent / a["href"]).exists() for a in item["assets"].values())
-    store = tmp_path / "store"
-    done = {p.parent: p.parent.joinpath("red.tif").stat().st_mtime_ns for p in store.glob("composites/*/*/_unit.json")}
-    done |= {p.parent: p.parent.joinpath("class.tif").stat().st_mtime_ns for p in store.glob("classify/raw/*/*/_unit.json")}
+        folder = url.rsplit("/", 1)[0]
+        assert all(list_files(folder, a["href"].removeprefix("./"), ep) for a in item["assets"].values())
+    store = cfg.storage.url
+    done = {m.rsplit("/", 1)[0] + "/red.tif": None for m in list_files(store, "composites/*/*/_unit.json", ep)}
+    done |= {m.rsplit("/", 1)[0] + "/class.tif": None for m in list_files(store, "classify/raw/*/*/_unit.json", ep)}
     assert done  # some units had finished before the kill
+    done = {u: _mtime(u, ep) for u in done}
     res = _lpqlc("run", "--config", str(config))
     assert res.returncode == 0, res.stderr[-3000:]
-    for folder, mtime in done.items():  # finished units were not redone
-        assert folder.joinpath("red.tif" if "composites" in folder.parts else "class.tif").stat().st_mtime_ns == mtime
-    for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
-        assert f"{cid}: 8 items" in res.stdout
-        assert len(list((stac / cid).glob("*/*.json"))) == 8
+    assert all(_mtime(u, ep) == t for u, t in done.items())  # finished units were not redone
+    for c in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
+        assert f"{c}: 8 items" in res.stdout and len(list_files(f"{stac}/{c}", "*/*.json", ep)) == 8
     assert "failures: 0" in res.stdout
 
 
-def test_a_corrupt_cog_is_reported_and_the_quarter_still_produced(source: Path, tmp_path: Path) -> None:
+def test_a_corrupt_cog_is_reported_and_the_quarter_still_produced(s2_collection: Any, stack: StackState, tmp_path: Path) -> None:
+    from lpqlc.config import load_config
     from lpqlc.pipeline import run_pipeline
 
-    item_file = sorted((source.parent / "sentinel-2-l2a").glob("S2A_*_2021*/*.json"))[0]
-    item = json.loads(item_file.read_text())
-    red = (item_file.parent / item["assets"]["red"]["href"]).resolve()
-    red.write_bytes(red.read_bytes()[:300] + b"\0" * 2000)  # a truncated, corrupt COG
-    cfg = small_config(str(source), storage=str(tmp_path / "store"), **SCIENCE)
-    summary = run_pipeline(cfg, model=_model(tmp_path / "model.pt"))
+    victim = sorted(i["id"] for i in s2_collection.items if i["properties"]["datetime"].startswith("2021"))[0]
+    bad_href = f"s3://{stack.bucket}/corrupt-{uuid.uuid4().hex[:8]}/red.tif"
+
+    def corrupt(item: dict[str, Any]) -> dict[str, Any]:
+        if item["id"] == victim:
+            blob = read_bytes(item["assets"]["red"]["href"], stack.s3_endpoint)
+            write_bytes(bad_href, blob[:300] + b"\0" * 2000, stack.s3_endpoint)  # a truncated, corrupt COG
+            item["assets"]["red"]["href"] = bad_href
+        return item
+
+    cid, _ = s2_collection(change=corrupt)
+    config, _ = _config(stack, tmp_path, f"corrupt-{cid}", cid)
+    cfg = load_config(config)
+    summary = run_pipeline(cfg)
     assert not summary.failures and [str(q) for q in summary.quarters] == ["2021Q4", "2022Q1"]
-    assert len(summary.warnings) == 1 and item["id"] in summary.warnings[0] and "'red'" in summary.warnings[0]
-    assert any(item["id"] in line for line in summary.lines())
-    stac = Path(cfg.publish_url)
-    for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
-        got = _item(stac, cid, "2021Q4")
-        assert set(got["properties"]["lpqlc:unreadable_inputs"]) == {item["id"]}, cid
-        assert got["properties"]["lpqlc:flags"] == ["unreadable-inputs"] and "unreadable" in got["properties"]["processing:lineage"]
-        assert item["id"] not in got["properties"]["lpqlc:inputs"]
-    assert "lpqlc:unreadable_inputs" not in _item(stac, "lpqlc-landcover-confidence", "2022Q1")["properties"]
-    comp = json.loads((tmp_path / "store" / "composites" / "2021Q4" / "composite.json").read_text())
-    assert item["id"] in comp["unreadable"] and item["id"] not in comp["items"]
-    assert any(d["id"] == item["id"] and "unreadable" in d["reason"] for d in comp["search"]["dropped"])
+    assert len(summary.warnings) == 1 and victim in summary.warnings[0] and "'red'" in summary.warnings[0]
+    assert any(victim in line for line in summary.lines())
+    for c in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
+        got = _item(cfg, c, "2021Q4")["properties"]
+        assert set(got["lpqlc:unreadable_inputs"]) == {victim}, c
+        assert got["lpqlc:flags"] == ["unreadable-inputs"] and "unreadable" in got["processing:lineage"]
+        assert victim not in got["lpqlc:inputs"]
+    assert "lpqlc:unreadable_inputs" not in _item(cfg, "lpqlc-landcover-confidence", "2022Q1")["properties"]
+    comp = json.loads(read_bytes(f"{cfg.storage.url}/composites/2021Q4/composite.json", cfg.storage.endpoint_url))
+    assert victim in comp["unreadable"] and victim not in comp["items"]
+    assert any(d["id"] == victim and "unreadable" in d["reason"] for d in comp["search"]["dropped"])
