@@ -291,35 +291,39 @@ class _KillOnce:
             os._exit(1)
 
 
-def test_losing_a_worker_mid_run_changes_no_output(published: Published, tmp_path: Path) -> None:
+@pytest.mark.stack
+def test_losing_a_worker_mid_run_changes_no_output(published: Published, s3_archive: SampleArchive, stack: StackState,
+                                                   tmp_path: Path) -> None:  # fmt: skip
     from distributed.diagnostics.plugin import WorkerPlugin
 
     from lpqlc.cluster import open_client
 
     plugin = type("KillOnce", (_KillOnce, WorkerPlugin), {})(str(tmp_path / "killed"), "_write_tile")
-    cfg = published.cfg.model_copy(update={"storage": published.cfg.storage.model_copy(update={"url": str(tmp_path / "store")})})
+    cfg = small_config(stac_api=stack.stac_api, storage=f"s3://{stack.bucket}/worker-loss", endpoint_url=stack.s3_endpoint,
+                       **SCIENCE)  # fmt: skip
     with open_client(cfg.cluster) as client:
         client.register_plugin(plugin)
         summary = run_pipeline(cfg, model=published.model, client=client)
     assert (tmp_path / "killed").exists() and not summary.failures  # a worker died during classification
 
-    def checksums(root: Path) -> dict[str, str]:
+    def checksums(root: str, endpoint: str | None) -> dict[str, str]:
         return {i["id"]: a["file:checksum"] for cid in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion")
-                for i in list_items(str(root), cid) for a in i["assets"].values()}  # fmt: skip
+                for i in list_items(root, cid, endpoint) for a in i["assets"].values()}  # fmt: skip
 
-    assert checksums(Path(cfg.publish_url)) == checksums(published.root)
+    # the same pixels as the undisturbed run on local files (the archive's S3 copy, found through the STAC API)
+    assert checksums(cfg.publish_url, stack.s3_endpoint) == checksums(str(published.root), None)
 
 
 @pytest.mark.stack
-def test_restarting_the_s3_server_mid_run_the_run_completes(published: Published, stack: StackState, tmp_path: Path) -> None:
+def test_restarting_the_s3_server_mid_run_the_run_completes(published: Published, s3_archive: SampleArchive,
+                                                            stack: StackState, tmp_path: Path) -> None:  # fmt: skip
     import time
 
     from lpqlc.stack.local import LocalStack
     from lpqlc.storage import exists
 
     prefix = f"s3://{stack.bucket}/restart"
-    cfg = published.cfg.model_copy(update={"storage": published.cfg.storage.model_copy(
-        update={"url": prefix, "endpoint_url": stack.s3_endpoint})})  # fmt: skip
+    cfg = small_config(stac_api=stack.stac_api, storage=prefix, endpoint_url=stack.s3_endpoint, **SCIENCE)
     doc = json.loads(cfg.model_dump_json())
     doc["model"] = {"checkpoint": published.model}
     config = tmp_path / "pipeline.yaml"
