@@ -20,7 +20,7 @@ from typing import Any
 from lpqlc.cluster import compute_bounded
 from lpqlc.storage import exists, read_bytes, write_bytes
 
-__all__ = ["Unit", "unit_key", "run_units"]
+__all__ = ["Unit", "unit_key", "run_units", "marker_key"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,15 @@ def unit_key(*parts: Any) -> str:
     """A digest of everything a unit's outputs depend on (JSON-serialisable parts)."""
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def marker_key(folder: str, endpoint: str | None = None) -> str:
+    """The key recorded by the finished unit whose outputs are in ``folder`` ("" if none): a downstream
+    unit's key includes its upstream units' keys, so it reruns exactly when they changed."""
+    url = f"{folder}/_unit.json"
+    if not exists(url, endpoint):
+        return ""
+    return str(json.loads(read_bytes(url, endpoint)).get("key", ""))
 
 
 @dataclass(frozen=True)

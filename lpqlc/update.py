@@ -24,7 +24,7 @@ from typing import Any
 
 from lpqlc.composite.run import item_stamp, tile_id
 from lpqlc.config import PipelineConfig
-from lpqlc.errors import LpqlcError
+from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
 from lpqlc.pipeline import RunSummary, composite_quarters, timed, work_dirs
 from lpqlc.publish.catalog import item_url, read_item
@@ -144,7 +144,8 @@ def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = Non
 
     model = model or cfg.model.checkpoint
     if not model:
-        raise LpqlcError("no land-cover model: set model.checkpoint in the config or pass --model")
+        raise ConfigError("no land-cover model: set model.checkpoint in the config or pass --model "
+                          "(make one with `lpqlc train`)")
     endpoint = cfg.storage.endpoint_url
     ident = model_identity(model, endpoint)
     dirs = work_dirs(cfg)

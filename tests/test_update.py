@@ -164,7 +164,8 @@ def test_kill_9_mid_publish_then_rerun_completes_with_no_partial_item(s2_collect
         assert all(list_files(folder, a["href"].removeprefix("./"), ep) for a in item["assets"].values())
     store = cfg.storage.url
     done = {m.rsplit("/", 1)[0] + "/red.tif": None for m in list_files(store, "composites/*/*/_unit.json", ep)}
-    done |= {m.rsplit("/", 1)[0] + "/class.tif": None for m in list_files(store, "classify/raw/*/*/_unit.json", ep)}
+    done |= {m.rsplit("/", 1)[0] + "/class.tif": None for m in list_files(store, "classify/*/*/*/_unit.json", ep)}
+    done |= {m.rsplit("/", 1)[0] + "/erosion.tif": None for m in list_files(store, "erosion/*/*/_unit.json", ep)}
     assert done  # some units had finished before the kill
     done = {u: _mtime(u, ep) for u in done}
     res = _lpqlc("run", "--config", str(config))

@@ -23,7 +23,7 @@ import numpy as np
 from lpqlc import __version__
 from lpqlc.classify.inference import ModelPlugin, classify_array
 from lpqlc.classify.temporal import refine_window
-from lpqlc.cluster import compute_bounded, has_gpu_workers
+from lpqlc.cluster import has_gpu_workers
 from lpqlc.composite.run import composite_layer, default_composites_dir, ensure_composites, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
@@ -32,7 +32,7 @@ from lpqlc.publish.cog import cog_bytes
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import load_files
 from lpqlc.storage import parse_storage_url, read_bytes, write_bytes
-from lpqlc.units import Unit, run_units, unit_key
+from lpqlc.units import Unit, marker_key, run_units, unit_key
 
 __all__ = ["ClassifyRun", "run_classify", "refine_quarters", "normalised_composite"]
 
@@ -131,7 +131,7 @@ def refine_quarters(cfg: PipelineConfig, out: str, write: Sequence[Quarter], con
     eras: dict[float, list[Quarter]] = {}
     for q in sorted(set(context) | todo):
         eras.setdefault(grid.grid.resolution_for(q), []).append(q)
-    tasks = []
+    units = []
     for qs in eras.values():
         idx = [i for i, q in enumerate(qs) if q in todo]
         if not idx:
@@ -145,12 +145,19 @@ def refine_quarters(cfg: PipelineConfig, out: str, write: Sequence[Quarter], con
         first, last = idx[0], idx[-1]
         refined = refine_window(raw, first, last, window)  # reads only the context the written quarters need
         tiles = grid.tiles(qs[0])
+        half = window // 2
         for i in idx:
             q = qs[i]
             for index, tgbox in grid.iter_tiles(q):
                 ys, xs = tiles.roi[index]
-                tasks.append(dask.delayed(_write_tile, pure=True)(
-                    refined[i - first : i - first + 1, ys, xs], ["class"], tgbox,
-                    f"{prefix}/refined/{q}/{tile_id(index)}", endpoint, colours, cfg.grid.cog_blocksize))  # fmt: skip
-    compute_bounded(tasks, client, "refine", progress)
+                t = tile_id(index)
+                # a refined tile depends on the same tile's raw classes in its window only
+                upstream = [marker_key(f"{prefix}/raw/{w}/{t}", endpoint) for w in qs[max(0, i - half) : i + half + 1]]
+                key = unit_key("refine", __version__, window, str(q), [str(w) for w in qs[max(0, i - half) : i + half + 1]],
+                               upstream, len(qs) - 1 - i < half or i < half)  # fmt: skip
+                folder = f"{prefix}/refined/{q}/{t}"
+                units.append(Unit(dask.delayed(_write_tile, pure=True)(
+                    refined[i - first : i - first + 1, ys, xs], ["class"], tgbox, folder, endpoint, colours,
+                    cfg.grid.cog_blocksize), folder, key))  # fmt: skip
+    run_units(units, client, "refine", endpoint=endpoint, progress=progress)
     return sorted(todo)

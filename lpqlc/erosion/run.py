@@ -17,6 +17,7 @@ configured catalog. Each (year, tile) is one compute point returning only its st
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 from collections.abc import Callable
@@ -28,7 +29,7 @@ import numpy as np
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
-from lpqlc.cluster import compute_bounded
+from lpqlc import __version__
 from lpqlc.composite.run import FVC, composite_summary, ensure_composites, layer_urls, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.erosion.cover import c_factor, p_factor
@@ -42,7 +43,8 @@ from lpqlc.publish.collections import class_colours
 from lpqlc.publish.preview import mosaic_tiles
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
-from lpqlc.storage import exists, gdal_env, parse_storage_url, write_bytes
+from lpqlc.storage import exists, gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
+from lpqlc.units import Unit, marker_key, run_units, unit_key
 
 __all__ = ["ErosionRun", "run_erosion", "static_layers", "FACTORS"]
 
@@ -123,6 +125,17 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
     p = p_factor(lc, slope, rusle.p)
     a = (r * k * ls * c * p).astype(np.float32).rename("erosion")
     return {"erosion": a, "r": r, "k": k, "ls": ls, "c": c, "p": p, "landcover": lc}
+
+
+def _input_key(urls: list[str], tile: str, endpoint: str | None) -> str:
+    """What identifies a tile's land-cover input: the producing unit's key for a tiled map, else the
+    single map's size and modification time."""
+    tiled = [u for u in urls if f"/{tile}/" in u]
+    if tiled:
+        return marker_key(tiled[0].rsplit("/", 1)[0], endpoint)
+    fs = open_filesystem(urls[0], endpoint)
+    info = fs.info(parse_storage_url(urls[0]).url.split("://", 1)[-1])
+    return f"{info.get('size')}@{info.get('mtime') or info.get('LastModified') or info.get('created')}"
 
 
 def landcover_urls(template: str, quarter: Quarter, cfg: PipelineConfig) -> list[str]:
@@ -216,7 +229,9 @@ def run_erosion(
     grades = cfg.science.rusle.grades
     grade_colours = class_colours(cfg, "erosion-annual", "grade")
 
-    tasks, keys = [], []
+    units, keys = [], []
+    settings = (cfg.science.rusle.model_dump(mode="json"), cfg.science.fvc.model_dump(mode="json"),
+                cfg.grid.model_dump(mode="json"), cfg.sources.collections.model_dump(mode="json"), factors)  # fmt: skip
     for year in years:
         qs = sorted(q for q in quarters if q.year == year)
         res = {grid.grid.resolution_for(q) for q in qs}
@@ -230,12 +245,20 @@ def run_erosion(
             ys, xs = tiles.roi[index]
             arrays = {f"{q}/{name}": layers[q][name].isel(y=ys, x=xs).data
                       for q in layers for name in (("erosion", *FACTORS) if factors else ("erosion",))}  # fmt: skip
-            tasks.append(dask.delayed(_write_year_tile, pure=True)(
-                arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, tile_id(index),
+            t = tile_id(index)
+            task = dask.delayed(_write_year_tile, pure=True)(
+                arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, t,
                 endpoint, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize,
-            ))  # fmt: skip
-            keys.append((year, tile_id(index)))
-    results = compute_bounded(tasks, client, "erosion", progress)
+            )  # fmt: skip
+            # inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify, else
+            # the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
+            upstream = [_input_key(landcover_urls(landcover, q, cfg), t, endpoint) for q in qs]
+            comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", endpoint)).hexdigest() for q in qs]
+            key = unit_key("erosion", __version__, [str(q) for q in qs], t, upstream, comps, settings)
+            # the marker sits with the annual outputs, or (a partial year) with its last quarter's
+            units.append(Unit(task, f"{prefix}/{year if len(qs) == 4 else qs[-1]}/{t}", key))
+            keys.append((year, t))
+    results = run_units(units, client, "erosion", endpoint=endpoint, progress=progress)
     merged: dict[str, dict[str, Any]] = {}
     for stats in results:
         for key, e in stats.items():
