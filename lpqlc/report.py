@@ -8,7 +8,6 @@ linking them.
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 from lpqlc.config import PipelineConfig
 from lpqlc.publish.collections import collection_id
 from lpqlc.publish.datacube import datacube_name, open_datacube
+from lpqlc.publish.preview import write_png
 from lpqlc.quarter import Quarter
 from lpqlc.storage import exists, write_bytes
 
@@ -115,12 +115,7 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
     rep = Report(markdown=f"{out}/report.md")
 
     def save_png(fig: Any, name: str) -> str:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-        plt.close(fig)
-        url = f"{out}/{name}"
-        write_bytes(url, buf.getvalue(), endpoint)
-        rep.files.append(url)
+        rep.files.append(write_png(fig, f"{out}/{name}", endpoint))
         return name
 
     def save_csv(table: Any, name: str) -> str:

@@ -15,7 +15,6 @@ it is a second pass that reads back each tile's NDVI.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from lpqlc.config import PipelineConfig
 from lpqlc.errors import LpqlcError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
-from lpqlc.publish.preview import mosaic_tiles
+from lpqlc.publish.preview import mosaic_tiles, write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.search import Dropped, SearchReport, SearchResult, search_quarter
 from lpqlc.storage import exists, gdal_env, parse_storage_url, read_bytes, write_bytes
@@ -284,12 +283,7 @@ def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int,
         fig.colorbar(im, ax=axes[2], shrink=0.8)
     for ax in axes:
         ax.axis("off")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    url = f"{run.prefix}/quicklook.png"
-    write_bytes(url, buf.getvalue(), endpoint)
-    return url
+    return write_png(fig, f"{run.prefix}/quicklook.png", endpoint)
 
 
 def item_stamp(item: Any) -> str:

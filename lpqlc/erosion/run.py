@@ -18,7 +18,6 @@ configured catalog. Each (year, tile) is one compute point returning only its st
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.collections import class_colours
-from lpqlc.publish.preview import mosaic_tiles
+from lpqlc.publish.preview import mosaic_tiles, write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
 from lpqlc.storage import exists, gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
@@ -322,12 +321,7 @@ def _plots(run: ErosionRun, table: Any, grid: OutputGrid, cfg: PipelineConfig) -
     out: list[str] = []
 
     def save(fig: Any, name: str) -> None:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-        plt.close(fig)
-        url = f"{run.prefix}/plots/{name}.png"
-        write_bytes(url, buf.getvalue(), endpoint)
-        out.append(url)
+        out.append(write_png(fig, f"{run.prefix}/plots/{name}.png", endpoint))
 
     whole = table[table.subregion == "ALL"]
     annual = whole[whole.period == "annual"]

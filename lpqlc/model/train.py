@@ -36,6 +36,7 @@ from lpqlc.model.data import Sampler, TrainingData
 from lpqlc.model.hrformer import HRFormer, hrformer_config
 from lpqlc.model.losses import IGNORE, info_nce, intra_loss, masked_consistency
 from lpqlc.model.perturb import Perturb, perturb
+from lpqlc.publish.preview import png_bytes
 from lpqlc.storage import exists, read_bytes, write_bytes
 
 __all__ = ["STAGES", "TrainResult", "train", "pick_device"]
@@ -119,10 +120,7 @@ def _plot_losses(rows: list[dict[str, Any]]) -> bytes:
     ax.set_ylabel("mean loss")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def _read_losses(url: str, endpoint: str | None) -> list[dict[str, Any]]:

@@ -1,13 +1,33 @@
-"""Previews: decimated mosaics of tiled COGs, for quicklook PNGs (reads only what the preview needs)."""
+"""Previews: decimated mosaics of tiled COGs, for quicklook PNGs (reads only what the preview needs),
+and matplotlib figures saved as PNGs to any storage URL."""
 
 from __future__ import annotations
+
+import io
+from typing import Any
 
 import numpy as np
 from odc.geo.geobox import GeoBox
 
-from lpqlc.storage import read_bytes
+from lpqlc.storage import read_bytes, write_bytes
 
-__all__ = ["mosaic_tiles"]
+__all__ = ["mosaic_tiles", "png_bytes", "write_png"]
+
+
+def png_bytes(fig: Any, dpi: int = 90) -> bytes:
+    """A matplotlib figure as PNG bytes (tight bounding box); the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_png(fig: Any, url: str, endpoint: str | None = None) -> str:
+    """Save a matplotlib figure as a PNG at ``url`` (local or ``s3://``, atomically); returns ``url``."""
+    write_bytes(url, png_bytes(fig), endpoint)
+    return url
 
 
 def mosaic_tiles(
