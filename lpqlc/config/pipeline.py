@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
@@ -49,6 +49,23 @@ CHINA_ALBERS = (
 )
 
 _EQUAL_AREA_METHODS = ("albers", "equal area", "equal-area", "mollweide", "sinusoidal", "eckert iv")
+
+
+def _http_url(value: str | None, info: ValidationInfo) -> str | None:
+    """Field validator: an ``http(s)://`` URL (or unset)."""
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{info.field_name} {value!r} is not an http(s) URL")
+    return value
+
+
+def _storage_url(value: str | None) -> str | None:
+    """Field validator: a local path or ``s3://bucket/prefix`` (or unset)."""
+    if value is not None:
+        try:
+            parse_storage_url(value)
+        except StorageError as exc:
+            raise ValueError(str(exc)) from exc
+    return value
 
 
 class AOIConfig(Frozen):
@@ -192,12 +209,7 @@ class SourcesConfig(Frozen):
     max_retries: int = Field(5, ge=0)
     timeout_s: float = Field(60.0, gt=0)
 
-    @field_validator("stac_api")
-    @classmethod
-    def _http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"stac_api {value!r} is not an http(s) URL")
-        return value
+    _http = field_validator("stac_api")(_http_url)
 
     @model_validator(mode="after")
     def _check(self) -> SourcesConfig:
@@ -234,21 +246,8 @@ class StorageConfig(Frozen):
                 )
         return data
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        try:
-            parse_storage_url(value)
-        except StorageError as exc:
-            raise ValueError(str(exc)) from exc
-        return value
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"endpoint_url {value!r} is not an http(s) URL")
-        return value
+    _url = field_validator("url")(_storage_url)
+    _endpoint = field_validator("endpoint_url")(_http_url)
 
 
 class WorkerGroupConfig(Frozen):
@@ -305,22 +304,8 @@ class PublishConfig(Frozen):
     erosion_factors: bool = False
     license: str = "CC-BY-4.0"
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_storage_url(value)
-            except StorageError as exc:
-                raise ValueError(str(exc)) from exc
-        return value
-
-    @field_validator("stac_api")
-    @classmethod
-    def _http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"stac_api {value!r} is not an http(s) URL")
-        return value
+    _url = field_validator("url")(_storage_url)
+    _http = field_validator("stac_api")(_http_url)
 
 
 class ModelConfig(Frozen):
