@@ -22,7 +22,7 @@ from lpqlc.errors import ConfigError, LpqlcError
 from lpqlc.quarter import Quarter
 from lpqlc.storage import exists, parse_storage_url
 
-__all__ = ["RunSummary", "Failure", "run_pipeline", "work_dirs", "timed", "composite_quarters"]
+__all__ = ["RunSummary", "Failure", "run_pipeline", "work_dirs", "timed", "composite_quarters", "start_run", "publish_chain"]
 
 log = logging.getLogger(__name__)
 
@@ -103,42 +103,58 @@ def run_pipeline(
     :class:`ConfigError` when there is none; per-quarter failures are collected in the summary.
     """
     from lpqlc.classify.run import run_classify
-    from lpqlc.erosion.run import run_erosion
-    from lpqlc.publish.products import (
-        erosion_specs,
-        landcover_specs,
-        model_identity,
-        publish_items,
-        refresh_catalog,
-    )
 
-    model = model or cfg.model.checkpoint
-    if not model:
-        raise ConfigError("no land-cover model: set model.checkpoint in the config or pass --model "
-                          "(make one with `lpqlc train`)")  # fmt: skip
-    endpoint = cfg.storage.endpoint_url
-    ident = model_identity(model, endpoint)
+    model, ident, summary = start_run(cfg, model)
     dirs = work_dirs(cfg)
-    summary = RunSummary(outputs={**dirs, "catalog": f"{cfg.publish_url.rstrip('/')}/catalog.json"})
-    qs = sorted(quarters or cfg.quarters)
-
     with timed(summary, "composite"):
-        ok = composite_quarters(cfg, qs, summary, client=client, progress=progress)
+        ok = composite_quarters(cfg, sorted(quarters or cfg.quarters), summary, client=client, progress=progress)
     if not ok:
         return summary
     summary.quarters = ok
     with timed(summary, "classify + refine"):
         run_classify(cfg, model, ok, dirs["classify"], composites=dirs["composites"], client=client, progress=progress)
+    return publish_chain(cfg, summary, ident, ok, ok, ok, client=client, progress=progress)
+
+
+def start_run(cfg: PipelineConfig, model: str | None) -> tuple[str, dict[str, str], RunSummary]:
+    """Before any work: the land-cover checkpoint (``model`` or ``model.checkpoint``), its identity
+    (URL and checksum; :class:`ConfigError` when it is unset or missing), and an empty summary."""
+    from lpqlc.publish.products import model_identity
+
+    model = model or cfg.model.checkpoint
+    if not model:
+        raise ConfigError("no land-cover model: set model.checkpoint in the config or pass --model "
+                          "(make one with `lpqlc train`)")  # fmt: skip
+    ident = model_identity(model, cfg.storage.endpoint_url)
+    dirs = work_dirs(cfg)
+    return model, ident, RunSummary(outputs={**dirs, "catalog": f"{cfg.publish_url.rstrip('/')}/catalog.json"})
+
+
+def publish_chain(cfg: PipelineConfig, summary: RunSummary, model: dict[str, str], landcover_quarters: Sequence[Quarter],
+                  context: Sequence[Quarter], erosion_quarters: Sequence[Quarter], *, client: Any = None,
+                  progress: Progress | None = None) -> RunSummary:  # fmt: skip
+    """The chain after refinement: publish the land cover of ``landcover_quarters`` (windows over
+    ``context``; ``model`` is the checkpoint's identity), RUSLE erosion of ``erosion_quarters``,
+    publish it, refresh the catalog."""
+    from lpqlc.erosion.run import run_erosion
+    from lpqlc.publish.products import (
+        erosion_specs,
+        landcover_specs,
+        publish_items,
+        refresh_catalog,
+    )
+
+    dirs = work_dirs(cfg)
     with timed(summary, "publish land cover"):
-        specs = landcover_specs(cfg, dirs["classify"], dirs["composites"], ok, ident)
+        specs = landcover_specs(cfg, dirs["classify"], dirs["composites"], landcover_quarters, model, context=context)
         summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish land cover"))
     with timed(summary, "erosion"):
         landcover = f"{dirs['classify']}/refined/{{quarter}}/{{tile}}/class.tif"
-        ero = run_erosion(cfg, ok, dirs["erosion"], landcover=landcover, composites=dirs["composites"], client=client,
-                          progress=progress)  # fmt: skip
+        ero = run_erosion(cfg, list(erosion_quarters), dirs["erosion"], landcover=landcover, composites=dirs["composites"],
+                          client=client, progress=progress)  # fmt: skip
         summary.years = ero.years
     with timed(summary, "publish erosion"):
-        specs = erosion_specs(cfg, dirs["erosion"], dirs["composites"], ok, ero.years)
+        specs = erosion_specs(cfg, dirs["erosion"], dirs["composites"], erosion_quarters, ero.years)
         summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish erosion"))
     with timed(summary, "catalog"):
         summary.catalog = refresh_catalog(cfg, client=client, progress=progress)

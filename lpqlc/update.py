@@ -24,9 +24,8 @@ from typing import Any
 
 from lpqlc.composite.run import item_stamp, tile_id
 from lpqlc.config import PipelineConfig
-from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
-from lpqlc.pipeline import RunSummary, composite_quarters, timed, work_dirs
+from lpqlc.pipeline import RunSummary, composite_quarters, publish_chain, start_run, timed, work_dirs
 from lpqlc.publish.catalog import item_url, read_item
 from lpqlc.publish.collections import collection_id
 from lpqlc.publish.items import Period, item_id
@@ -133,32 +132,20 @@ def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = Non
     """Carry out ``plan``: composite and classify the processed quarters, re-refine the window,
     recompute the affected years' erosion, republish what changed, refresh the catalog."""
     from lpqlc.classify.run import refine_quarters, run_classify
-    from lpqlc.erosion.run import run_erosion
-    from lpqlc.publish.products import (
-        erosion_specs,
-        landcover_specs,
-        model_identity,
-        publish_items,
-        refresh_catalog,
-    )
 
-    model = model or cfg.model.checkpoint
-    if not model:
-        raise ConfigError("no land-cover model: set model.checkpoint in the config or pass --model "
-                          "(make one with `lpqlc train`)")
-    endpoint = cfg.storage.endpoint_url
-    ident = model_identity(model, endpoint)
-    dirs = work_dirs(cfg)
-    summary = RunSummary(outputs={**dirs, "catalog": f"{cfg.publish_url.rstrip('/')}/catalog.json"})
+    model, ident, summary = start_run(cfg, model)
     if plan.empty:
         return summary
+    dirs = work_dirs(cfg)
+    endpoint = cfg.storage.endpoint_url
     with timed(summary, "composite"):
         ok = composite_quarters(cfg, plan.process, summary, client=client, progress=progress, force=True)
     failed = set(plan.process) - set(ok)
     context = [q for q in plan.context if q not in failed]
     refine = [q for q in plan.refine if q not in failed]
     # a published quarter whose raw prediction is gone from the working folder is classified again
-    first_tile = {q: tile_id(next(iter(OutputGrid.from_config(cfg).iter_tiles(q)))[0]) for q in context}
+    grid = OutputGrid.from_config(cfg)
+    first_tile = {q: tile_id(next(iter(grid.iter_tiles(q)))[0]) for q in context}
     missing = [q for q in context if q not in ok and not exists(f"{dirs['classify']}/raw/{q}/{first_tile[q]}/class.tif", endpoint)]
     summary.quarters = sorted(set(ok))
     with timed(summary, "classify + refine"):
@@ -166,19 +153,6 @@ def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = Non
             run_classify(cfg, model, sorted(set(ok) | set(missing)), dirs["classify"], composites=dirs["composites"],
                          client=client, progress=progress, refine=False)  # fmt: skip
         refine_quarters(cfg, dirs["classify"], refine, context, client=client, progress=progress)
-    with timed(summary, "publish land cover"):
-        specs = landcover_specs(cfg, dirs["classify"], dirs["composites"], refine, ident, context=context)
-        summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish land cover"))
-    years = sorted({q.year for q in refine})
-    eq = [q for q in context if q.year in years]
-    with timed(summary, "erosion"):
-        landcover = f"{dirs['classify']}/refined/{{quarter}}/{{tile}}/class.tif"
-        ero = run_erosion(cfg, eq, dirs["erosion"], landcover=landcover, composites=dirs["composites"], client=client,
-                          progress=progress)  # fmt: skip
-        summary.years = ero.years
-    with timed(summary, "publish erosion"):
-        specs = erosion_specs(cfg, dirs["erosion"], dirs["composites"], eq, ero.years)
-        summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish erosion"))
-    with timed(summary, "catalog"):
-        summary.catalog = refresh_catalog(cfg, client=client, progress=progress)
-    return summary
+    years = {q.year for q in refine}
+    erosion_quarters = [q for q in context if q.year in years]
+    return publish_chain(cfg, summary, ident, refine, context, erosion_quarters, client=client, progress=progress)
