@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -69,6 +70,16 @@ def _progress() -> Progress:
         TextColumn("{task.fields[last]}"),
         console=console,
     )
+
+
+def _ticker(bar: Progress, label: str, prefix: str = "") -> Callable[[str, int, int], None]:
+    """A new bar task and the ``progress(stage, done, total)`` callback that drives it."""
+    task = bar.add_task(label, total=None, last="")
+
+    def tick(stage: str, done: int, total: int) -> None:
+        bar.update(task, description=f"{prefix}{stage}", completed=done, total=total, last="")
+
+    return tick
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -197,12 +208,7 @@ def composite(
     qs = _quarters(quarter, "--quarter")
     with open_client(cfg.cluster) as client, _progress() as bar:
         for q in qs:
-            task = bar.add_task(f"{q} composite", total=None, last="")
-
-            def tick(stage: str, done: int, total: int, task: int = task, q: Quarter = q) -> None:
-                bar.update(task, description=f"{q} {stage}", completed=done, total=total, last="")
-
-            run = run_composite(cfg, q, out_url, client=client, progress=tick)
+            run = run_composite(cfg, q, out_url, client=client, progress=_ticker(bar, f"{q} composite", f"{q} "))
             for line in run.report.lines():
                 console.print(line, soft_wrap=True, markup=False)
             out.print(f"{q}: {len(run.tiles)} tile(s), layers {', '.join(run.layers)} under {run.prefix}", soft_wrap=True)
@@ -230,11 +236,7 @@ def erosion(
     cfg = load_config(config)
     qs = _quarters(quarters, "--quarters")
     with open_client(cfg.cluster) as client, _progress() as bar:
-        task = bar.add_task("erosion", total=None, last="")
-
-        def tick(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total, last="")
-
+        tick = _ticker(bar, "erosion")
         run = run_erosion(cfg, qs, out_url, landcover=landcover, composites=composites, factors=factors,
                           client=client, progress=tick)  # fmt: skip
     out.print(f"erosion of {len(run.quarters)} quarter(s), {len(run.years)} full year(s), {len(run.tiles)} tile(s) "
@@ -317,11 +319,7 @@ def classify_cmd(
     cfg = load_config(config)
     qs = _quarters(quarters, "--quarters")
     with open_client(cfg.cluster) as client, _progress() as bar:
-        task = bar.add_task("classify", total=None, last="")
-
-        def tick(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total, last="")
-
+        tick = _ticker(bar, "classify")
         run = run_classify(cfg, model, qs, out_url, composites=composites, client=client,
                            probabilities=probabilities, progress=tick)  # fmt: skip
     out.print(f"classified {len(run.quarters)} quarter(s) on {'GPU' if run.gpu else 'CPU'} workers: "
@@ -332,6 +330,14 @@ def classify_cmd(
 def _print_summary(summary: object) -> None:
     for line in summary.lines():  # type: ignore[attr-defined]
         out.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+def _finish(summary: Any) -> None:
+    """Print a run's summary and its catalog; exit 1 when a unit failed."""
+    _print_summary(summary)
+    out.print(f"catalog: {summary.outputs['catalog']}", soft_wrap=True)
+    if summary.failures:
+        raise typer.Exit(1)
 
 
 @app.command("run")
@@ -349,16 +355,9 @@ def run_cmd(
     cfg = load_config(config)
     qs = _quarters(quarters, "--quarters") if quarters else None
     with open_client(cfg.cluster) as client, _progress() as bar:
-        task = bar.add_task("run", total=None, last="")
-
-        def tick(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total, last="")
-
+        tick = _ticker(bar, "run")
         summary = run_pipeline(cfg, qs, model=model, client=client, progress=tick)
-    _print_summary(summary)
-    out.print(f"catalog: {summary.outputs['catalog']}", soft_wrap=True)
-    if summary.failures:
-        raise typer.Exit(1)
+    _finish(summary)
 
 
 @app.command("update")
@@ -375,24 +374,16 @@ def update_cmd(
 
     cfg = load_config(config)
     with _progress() as bar:
-        task = bar.add_task("plan", total=None, last="")
-        plan = plan_update(cfg, progress=lambda stage, done, total: bar.update(task, description=stage, completed=done, total=total))
+        plan = plan_update(cfg, progress=_ticker(bar, "plan"))
     out.print("plan:", soft_wrap=True)
     for line in plan.lines():
         out.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
     if dry_run or plan.empty:
         return
     with open_client(cfg.cluster) as client, _progress() as bar:
-        task = bar.add_task("update", total=None, last="")
-
-        def tick(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total, last="")
-
+        tick = _ticker(bar, "update")
         summary = run_update(cfg, plan, model=model, client=client, progress=tick)
-    _print_summary(summary)
-    out.print(f"catalog: {summary.outputs['catalog']}", soft_wrap=True)
-    if summary.failures:
-        raise typer.Exit(1)
+    _finish(summary)
 
 
 @app.command("search")
@@ -490,11 +481,7 @@ def demo(
         except ValueError:
             raise LpqlcError(f"--epochs {epochs!r}: expected stage=n pairs, e.g. supervised=6") from None
     with _progress() as bar:
-        task = bar.add_task("demo", total=None, last="")
-
-        def tick(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total, last="")
-
+        tick = _ticker(bar, "demo")
         res = run_demo(config, out_dir, spec, qs, epochs=sched, progress=tick)
     table = Table(title="lpqlc demo")
     table.add_column("what")
