@@ -77,10 +77,10 @@ class UpdatePlan:
         ]
 
 
-def _published(cfg: PipelineConfig, quarter: Quarter) -> dict[str, Any] | None:
+def _published(cfg: PipelineConfig, grid: OutputGrid, quarter: Quarter) -> dict[str, Any] | None:
     """The published confidence item of the quarter's first tile (all tiles share its sources)."""
     cid = collection_id(cfg, "landcover-confidence")
-    index, _ = next(iter(OutputGrid.from_config(cfg).iter_tiles(quarter)))
+    index, _ = next(iter(grid.iter_tiles(quarter)))
     return read_item(item_url(cfg.publish_url, cid, item_id(cid, Period.of(quarter), tile_id(index))),
                      cfg.storage.endpoint_url)  # fmt: skip
 
@@ -94,8 +94,9 @@ def plan_update(cfg: PipelineConfig, quarters: Sequence[Quarter] | None = None,
     qs = sorted(quarters or cfg.quarters)
     plan = UpdatePlan()
     published: set[Quarter] = set()
+    out_grid = OutputGrid.from_config(cfg)
     for n, q in enumerate(qs):
-        doc = _published(cfg, q)
+        doc = _published(cfg, out_grid, q)
         result = search_quarter(cfg, q)
         version = doc["properties"].get("version") if doc else None
         if doc is not None:
@@ -114,7 +115,7 @@ def plan_update(cfg: PipelineConfig, quarters: Sequence[Quarter] | None = None,
     plan.process = [s.quarter for s in plan.states if s.status in ("new", "changed")]
     if plan.empty:
         return plan
-    grid = OutputGrid.from_config(cfg).grid
+    grid = out_grid.grid
     half = cfg.science.landcover.temporal_window // 2
     plan.context = sorted(published | set(plan.process))
     refine: set[Quarter] = set()

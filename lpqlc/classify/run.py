@@ -27,7 +27,7 @@ from lpqlc.cluster import has_gpu_workers
 from lpqlc.composite.run import composite_layer, default_composites_dir, ensure_composites, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
-from lpqlc.model.checkpoint import load_checkpoint
+from lpqlc.model.checkpoint import checkpoint_from_bytes
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import load_files
@@ -85,7 +85,9 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
     comp_dir = composites or default_composites_dir(cfg)
     quarters = sorted(quarters)
     ensure_composites(cfg, comp_dir, quarters, client)
-    ck = load_checkpoint(model_url, endpoint)  # metadata (bands, norm, classes); the workers load their own
+    blob = read_bytes(model_url, endpoint)
+    ck = checkpoint_from_bytes(blob, model_url)  # metadata (bands, norm, classes); the workers load their own
+    model_sum = hashlib.sha256(blob).hexdigest()
     gpu = has_gpu_workers(client)
     if client is not None:
         client.register_plugin(ModelPlugin(model_url, endpoint))
@@ -93,7 +95,6 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
     colours = dict(cfg.science.landcover.colours)
     grid = OutputGrid.from_config(cfg)
     run = ClassifyRun(prefix=prefix, quarters=quarters, gpu=gpu)
-    model_sum = hashlib.sha256(read_bytes(model_url, endpoint)).hexdigest()
     units = []
     for q in quarters:
         comp_sum = hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", endpoint)).hexdigest()
@@ -146,15 +147,18 @@ def refine_quarters(cfg: PipelineConfig, out: str, write: Sequence[Quarter], con
         refined = refine_window(raw, first, last, window)  # reads only the context the written quarters need
         tiles = grid.tiles(qs[0])
         half = window // 2
+        raw_keys: dict[tuple[Quarter, str], str] = {}  # each raw marker is read once, not once per window
         for i in idx:
             q = qs[i]
+            span = qs[max(0, i - half) : i + half + 1]  # the quarters the mode filter sees (fewer at the ends)
             for index, tgbox in grid.iter_tiles(q):
                 ys, xs = tiles.roi[index]
                 t = tile_id(index)
                 # a refined tile depends on the same tile's raw classes in its window only
-                upstream = [marker_key(f"{prefix}/raw/{w}/{t}", endpoint) for w in qs[max(0, i - half) : i + half + 1]]
-                key = unit_key("refine", __version__, window, str(q), [str(w) for w in qs[max(0, i - half) : i + half + 1]],
-                               upstream, len(qs) - 1 - i < half or i < half)  # fmt: skip
+                for w in span:
+                    if (w, t) not in raw_keys:
+                        raw_keys[(w, t)] = marker_key(f"{prefix}/raw/{w}/{t}", endpoint)
+                key = unit_key("refine", __version__, window, str(q), [str(w) for w in span], [raw_keys[(w, t)] for w in span])
                 folder = f"{prefix}/refined/{q}/{t}"
                 units.append(Unit(dask.delayed(_write_tile, pure=True)(
                     refined[i - first : i - first + 1, ys, xs], ["class"], tgbox, folder, endpoint, colours,

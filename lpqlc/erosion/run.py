@@ -240,6 +240,10 @@ def run_erosion(
         layers = {str(q): _quarter_layers(cfg, q, gbox, static, r_all, landcover, _fvc_urls(cfg, comp_dir, q, client))
                   for q in qs}  # fmt: skip
         tiles = grid.tiles(qs[0])
+        # a unit's inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify,
+        # else the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
+        lc_urls = [landcover_urls(landcover, q, cfg) for q in qs]
+        comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", endpoint)).hexdigest() for q in qs]
         for index, tile_gbox in grid.iter_tiles(qs[0]):
             ys, xs = tiles.roi[index]
             arrays = {f"{q}/{name}": layers[q][name].isel(y=ys, x=xs).data
@@ -249,10 +253,7 @@ def run_erosion(
                 arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, t,
                 endpoint, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize,
             )  # fmt: skip
-            # inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify, else
-            # the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
-            upstream = [_input_key(landcover_urls(landcover, q, cfg), t, endpoint) for q in qs]
-            comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", endpoint)).hexdigest() for q in qs]
+            upstream = [_input_key(urls, t, endpoint) for urls in lc_urls]
             key = unit_key("erosion", __version__, [str(q) for q in qs], t, upstream, comps, settings)
             # the marker sits with the annual outputs, or (a partial year) with its last quarter's
             units.append(Unit(task, f"{prefix}/{year if len(qs) == 4 else qs[-1]}/{t}", key))

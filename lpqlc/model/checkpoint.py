@@ -14,7 +14,7 @@ from lpqlc.errors import LpqlcError
 from lpqlc.model.hrformer import HRFormer, HRFormerConfig
 from lpqlc.storage import read_bytes, write_bytes
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_from_bytes"]
 
 FORMAT = "lpqlc-ccts-1"
 
@@ -54,7 +54,11 @@ def save_checkpoint(ckpt: Checkpoint, url: str, endpoint_url: str | None = None)
 
 def load_checkpoint(url: str, endpoint_url: str | None = None, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
-    blob = read_bytes(url, endpoint_url)
+    return checkpoint_from_bytes(read_bytes(url, endpoint_url), url, map_location)
+
+
+def checkpoint_from_bytes(blob: bytes, url: str, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """A checkpoint from the bytes of a file written by :func:`save_checkpoint`; ``url`` names it in errors."""
     try:
         doc = torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 — torch raises many kinds for a bad file
