@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,7 +88,7 @@ def _publish_one(spec: ItemSpec, cfg: PipelineConfig, root: str, software: dict[
                           item_assets=assets_tmpl, version=version, created=created, updated=updated,
                           lineage=spec.lineage, inputs=spec.inputs, software=software, extra=spec.extra)  # fmt: skip
 
-    return publish_item(root, cid, item_id(cid, period, spec.tile), blobs, make, endpoint=endpoint,
+    return publish_item(root, cid, item_id(cid, period, spec.tile), blobs, make, inputs=spec.inputs, endpoint=endpoint,
                         superseded=cfg.publish.superseded)  # fmt: skip
 
 
@@ -106,15 +106,16 @@ def publish_items(cfg: PipelineConfig, specs: Sequence[ItemSpec], *, client: Any
     return outcomes
 
 
-def _composite_items(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> list[str]:
-    return list(composite_summary(cfg, comp_dir, quarter).get("items", []))
+def _summaries(cfg: PipelineConfig, comp_dir: str, quarters: Iterable[Quarter]) -> dict[Quarter, dict[str, Any]]:
+    """Each quarter's ``composite.json``, read once."""
+    return {q: composite_summary(cfg, comp_dir, q) for q in set(quarters)}
 
 
-def _unreadable(cfg: PipelineConfig, comp_dir: str, quarters: Sequence[Quarter]) -> dict[str, str]:
-    """Source items left out of these quarters' composites because an asset could not be read."""
+def _unreadable(summaries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Source items left out of these composites because an asset could not be read."""
     out: dict[str, str] = {}
-    for q in quarters:
-        out.update(composite_summary(cfg, comp_dir, q).get("unreadable") or {})
+    for s in summaries:
+        out.update(s.get("unreadable") or {})
     return out
 
 
@@ -135,8 +136,7 @@ def source_digest(versions: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _composite_digest(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> str:
-    summary = composite_summary(cfg, comp_dir, quarter)
+def _composite_digest(summary: Mapping[str, Any]) -> str:
     versions = summary.get("item_versions") or {i: "" for i in summary.get("items", [])}
     return source_digest(versions)
 
@@ -152,7 +152,8 @@ def landcover_specs(cfg: PipelineConfig, classify_dir: str, comp_dir: str, quart
     half = cfg.science.landcover.temporal_window // 2
     res = grid.grid.resolution_for
     qset = set(context or quarters) | set(quarters)
-    own = {q: _composite_items(cfg, comp_dir, q) for q in qset}
+    comps = _summaries(cfg, comp_dir, qset)
+    own = {q: list(comps[q].get("items", [])) for q in qset}
     specs = []
     for q in sorted(quarters):
         era = sorted(w for w in qset if res(w) == res(q))
@@ -164,12 +165,12 @@ def landcover_specs(cfg: PipelineConfig, classify_dir: str, comp_dir: str, quart
             {"lpqlc:model": dict(model), "lpqlc:window": [str(w) for w in window]},
             f"Temporal mode over {span} of CCTS/HRFormer class predictions (checkpoint {model['checksum'][:16]}…) "
             f"on quarterly median composites of {len(inputs)} source items: {', '.join(inputs)}",
-            _unreadable(cfg, comp_dir, window))  # fmt: skip
+            _unreadable(comps[w] for w in window))  # fmt: skip
         conf_extra, conf_lineage = _flag(
-            {"lpqlc:model": dict(model), "lpqlc:source_digest": _composite_digest(cfg, comp_dir, q)},
+            {"lpqlc:model": dict(model), "lpqlc:source_digest": _composite_digest(comps[q])},
             f"Maximum class probability of the CCTS/HRFormer prediction (checkpoint {model['checksum'][:16]}…) on "
             f"the {q} median composite of {len(own[q])} source items: {', '.join(own[q])}",
-            _unreadable(cfg, comp_dir, [q]))  # fmt: skip
+            _unreadable([comps[q]]))  # fmt: skip
         for index, _ in grid.iter_tiles(q):
             t = tile_id(index)
             specs.append(ItemSpec("landcover", str(q), t, {"landcover": f"{classify_dir}/refined/{q}/{t}/class.tif"},
@@ -188,9 +189,10 @@ def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters
     ero = collection_id(cfg, "erosion")
     anc = cfg.sources.collections
     specs = []
+    comps = _summaries(cfg, comp_dir, quarters)
     for q in sorted(quarters):
-        comp = _composite_items(cfg, comp_dir, q)
-        bad = _unreadable(cfg, comp_dir, [q])
+        comp = list(comps[q].get("items", []))
+        bad = _unreadable([comps[q]])
         for index, _ in grid.iter_tiles(q):
             t = tile_id(index)
             lc_id = item_id(lc, Period.of(q), t)
