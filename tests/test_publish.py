@@ -182,16 +182,16 @@ def test_interrupted_publish_leaves_no_visible_item(published: Published, tmp_pa
 
     def dies_before_commit(version: int, assets: Any, created: Any, updated: Any) -> dict[str, Any]:
         calls.append(version)
-        if len(calls) == 2:  # the final document is built after the assets are written, before the item
+        if len(calls) == 1:  # the document is built after the assets are written, before the item
             raise KeyboardInterrupt("killed between assets and item")
         return make(version, assets, created, updated)
 
     with pytest.raises(KeyboardInterrupt):
-        publish_item(root, "test-landcover", iid, blobs, dies_before_commit)
+        publish_item(root, "test-landcover", iid, blobs, dies_before_commit, inputs=["a"])
     assert (tmp_path / "stac" / "test-landcover" / iid / "v1" / "landcover.tif").exists()  # assets got written
     assert not Path(item_url(root, "test-landcover", iid)).exists() and list_items(root, "test-landcover") == []
     assert not list((tmp_path / "stac").rglob("*.tmp"))
-    out = publish_item(root, "test-landcover", iid, blobs, make)  # the rerun writes the same version
+    out = publish_item(root, "test-landcover", iid, blobs, make, inputs=["a"])  # the rerun writes the same version
     assert (out.status, out.version) == ("new", 1) and [i["id"] for i in list_items(root, "test-landcover")] == [iid]
 
 
@@ -202,13 +202,13 @@ def test_changed_content_bumps_the_version_and_keeps_the_predecessor(published: 
 
     root = str(tmp_path / "stac")
     iid, blobs, make = _publish_args(published)
-    first = publish_item(root, "test-landcover", iid, blobs, make)
+    first = publish_item(root, "test-landcover", iid, blobs, make, inputs=["a"])
     doc1 = json.loads(Path(first.url).read_text())
     with MemoryFile(blobs["landcover"]) as mem, mem.open() as src:
         data, transform, crs = src.read(1), src.transform, src.crs.to_wkt()
     data[:10, :10] = 60
     changed = {"landcover": cog_bytes(data, transform, crs, nodata=0, overview_resampling="mode", blocksize=128)}
-    second = publish_item(root, "test-landcover", iid, changed, make)
+    second = publish_item(root, "test-landcover", iid, changed, make, inputs=["a"])
     doc2 = json.loads(Path(second.url).read_text())
     assert (second.status, second.version) == ("updated", 2) and doc2["properties"]["version"] == "2"
     assert doc2["properties"]["created"] == doc1["properties"]["created"]
@@ -217,7 +217,7 @@ def test_changed_content_bumps_the_version_and_keeps_the_predecessor(published: 
     pred = next(link for link in doc2["links"] if link["rel"] == "predecessor-version")
     old = json.loads((Path(second.url).parent / pred["href"]).read_text())
     assert old["properties"]["version"] == "1" and (Path(second.url).parent / "v1" / "landcover.tif").exists()
-    assert publish_item(root, "test-landcover", iid, changed, make).status == "unchanged"
+    assert publish_item(root, "test-landcover", iid, changed, make, inputs=["a"]).status == "unchanged"
 
 
 def test_a_bad_asset_is_refused_before_anything_is_written(published: Published, tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_a_bad_asset_is_refused_before_anything_is_written(published: Published,
     root = str(tmp_path / "stac")
     iid, _, make = _publish_args(published)
     with pytest.raises(LpqlcError, match=f"test-landcover/{iid} asset 'landcover'"):
-        publish_item(root, "test-landcover", iid, {"landcover": b"not a tiff"}, make)
+        publish_item(root, "test-landcover", iid, {"landcover": b"not a tiff"}, make, inputs=["a"])
     assert not (tmp_path / "stac").exists()
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from lpqlc.publish.items import CogInfo, cog_info
+from lpqlc.publish.items import CogInfo, cog_info, multihash
 from lpqlc.storage import exists, list_files, parse_storage_url, read_bytes, remove, write_bytes
 
 __all__ = [
@@ -87,6 +87,7 @@ def publish_item(
     blobs: Mapping[str, bytes],
     make_item: Callable[[int, Mapping[str, tuple[str, CogInfo]], datetime, datetime], dict[str, Any]],
     *,
+    inputs: Sequence[str],
     endpoint: str | None = None,
     superseded: Literal["keep", "delete"] = "keep",
     now: datetime | None = None,
@@ -94,20 +95,19 @@ def publish_item(
     """Publish one item's COG ``blobs`` (asset key → bytes) and then the item.
 
     ``make_item(version, assets, created, updated)`` builds the item document from the asset hrefs
-    (relative to the item) and their :class:`CogInfo`. Every blob is checked to be a valid COG before
-    anything is written. Nothing is written when the published version already has these exact
-    assets and the same ``lpqlc:inputs``.
+    (relative to the item) and their :class:`CogInfo`; ``inputs`` are the item's ``lpqlc:inputs``.
+    Nothing is read beyond checksums, and nothing written, when the published version already has
+    these exact assets and inputs; otherwise every blob is checked to be a valid COG before anything
+    is written.
     """
     url = item_url(root, collection, item_id)
-    infos = {k: cog_info(b, f"{collection}/{item_id} asset {k!r}") for k, b in blobs.items()}
     old = read_item(url, endpoint)
+    if old is not None and _same_content(old, blobs, inputs):
+        return PublishOutcome(item_id, "unchanged", int(old["properties"].get("version", "0")), url)
+    infos = {k: cog_info(b, f"{collection}/{item_id} asset {k!r}") for k, b in blobs.items()}
     old_version = int(old["properties"].get("version", "0")) if old else 0
     now = now or datetime.now(UTC)
     created = _parse_time(old["properties"]["created"]) if old else now
-    candidate = make_item(old_version or 1, {k: (f"./v{old_version or 1}/{k}.tif", i) for k, i in infos.items()},
-                          created, now)  # fmt: skip
-    if old is not None and _same_content(old, candidate):
-        return PublishOutcome(item_id, "unchanged", old_version, url)
     version = old_version + 1
     folder = posixpath.dirname(url)
     for key, blob in blobs.items():
@@ -130,11 +130,11 @@ def _parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def _same_content(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    def sums(doc: Mapping[str, Any]) -> dict[str, str]:
-        return {k: a.get("file:checksum", "") for k, a in doc["assets"].items()}
-
-    return sums(old) == sums(new) and old["properties"].get("lpqlc:inputs") == new["properties"].get("lpqlc:inputs")
+def _same_content(old: Mapping[str, Any], blobs: Mapping[str, bytes], inputs: Sequence[str]) -> bool:
+    """Whether the published item has exactly these assets (by checksum) and these inputs."""
+    sums = {k: a.get("file:checksum", "") for k, a in old["assets"].items()}
+    same_inputs = old["properties"].get("lpqlc:inputs") == sorted(set(inputs))
+    return same_inputs and sums == {k: multihash(b) for k, b in blobs.items()}
 
 
 def _as_superseded(old: Mapping[str, Any], version: int) -> dict[str, Any]:
