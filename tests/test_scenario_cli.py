@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,3 +175,34 @@ def test_missing_baseline_land_cover_is_named(baseline: dict[str, Any], tmp_path
         run_scenario(cfg, Q, str(tmp_path / "x"), erosion=str(baseline["erosion"]), publish=False)
     with pytest.raises(ConfigError, match="must hold"):
         run_scenario(cfg, Q, str(tmp_path / "x"), landcover="/no/template.tif", publish=False)
+
+
+def test_building_the_scenario_graph_computes_nothing(baseline: dict[str, Any]) -> None:
+    from lpqlc.analysis.scenario import optimise_landcover, scenario_erosion
+    from lpqlc.analysis.scenario_inputs import load_inputs
+
+    from .test_composite import CountingScheduler
+
+    cfg, ero = baseline["cfg"], baseline["erosion"]
+    scfg = cfg.science.analysis.scenario
+    counter = CountingScheduler()
+    with dask.config.set(scheduler=counter):  # composites and static layers exist: no work
+        inp = load_inputs(
+            cfg, Q, landcover=baseline["landcover"], composites=str(ero / "composites"), erosion=str(ero)
+        )
+        opt = optimise_landcover(inp.landcover, inp.precip, inp.elevation, inp.slope_deg, inp.silt, scfg)
+        ds = scenario_erosion(
+            inp.landcover,
+            opt,
+            inp.fvc,
+            inp.r,
+            inp.k,
+            inp.ls,
+            inp.slope_deg,
+            inp.regions,
+            None,
+            cfg.science.rusle,
+            scfg,
+        )
+    assert counter.calls == 0
+    assert max(max(c) for c in ds["erosion"].chunks) <= cfg.grid.chunk_size
