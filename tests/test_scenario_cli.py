@@ -3,6 +3,7 @@ scenario reproduces the erosion job's soil loss."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,41 @@ def test_building_the_scenario_graph_computes_nothing(baseline: dict[str, Any]) 
         )
     assert counter.calls == 0
     assert max(max(c) for c in ds["erosion"].chunks) <= cfg.grid.chunk_size
+
+
+@pytest.mark.stack
+def test_scenario_on_workers_from_s3_into_the_stac_api(s3_archive: SampleArchive, stack: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Inputs from the STAC API and the bucket, outputs to the bucket, worker processes without GDAL S3
+    settings in their environment; the scenario collection lands in the STAC API."""
+    from dask.distributed import Client, LocalCluster
+    from pystac_client import Client as StacClient
+
+    from lpqlc.storage import exists, read_bytes
+
+    for var in ("AWS_S3_ENDPOINT", "AWS_VIRTUAL_HOSTING", "AWS_HTTPS", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = small_config(
+        stac_api=stack.stac_api,
+        storage=f"s3://{stack.bucket}/scen",
+        endpoint_url=stack.s3_endpoint,
+        analysis={"scenario": {"period": "quarter"}},
+        rusle={"r": {"threshold_mm": 0.0}},
+    )
+    publish = cfg.publish.model_copy(update={"stac_api": stack.stac_api, "collection_prefix": "scen"})
+    cfg = cfg.model_copy(update={"publish": publish})
+    q = Quarter(2022, 1)
+    landcover = f"{s3_archive.truth}/landcover/{{quarter}}.tif"
+    ero = f"s3://{stack.bucket}/scen/erosion"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:  # fmt: skip
+        run_erosion(cfg, [q], ero, landcover=landcover, client=client)
+        run = run_scenario(cfg, q, landcover=landcover, client=client)
+    assert run.prefix == f"s3://{stack.bucket}/scen/scenario/{q}" and len(run.tiles) == 4
+    for t in run.tiles:
+        assert exists(f"{run.prefix}/{t}/erosion.tif", stack.s3_endpoint)
+    table = pd.read_csv(io.BytesIO(read_bytes(run.summary_csv, stack.s3_endpoint)))
+    whole = table[table.subregion == "ALL"].iloc[0]
+    assert whole.area_km2 > 1 and np.isfinite(whole.mean_erosion_scenario)
+    found = list(StacClient.open(stack.stac_api).search(collections=["scen-scenario"], max_items=20).items())
+    assert len(found) == 4 and all(i.properties["lpqlc:scenario"]["period"] == "quarter" for i in found)
