@@ -35,7 +35,7 @@ from lpqlc.analysis.scenario import (
     reallocation_counts,
     scenario_erosion,
 )
-from lpqlc.analysis.scenario_inputs import ScenarioInputs, load_inputs
+from lpqlc.analysis.scenario_inputs import load_inputs
 from lpqlc.cluster import compute_bounded
 from lpqlc.composite.run import tile_id
 from lpqlc.config import PipelineConfig
@@ -145,6 +145,7 @@ def run_scenario(
         erosion=erosion or root.join("erosion"),
         client=client,
     )
+    log.info("scenario %s (%s): baseline %s; output %s", quarter, scfg.period, inp.landcover_source, prefix)
     tick = progress or (lambda stage, done, total: None)
     n_regions = len(inp.region_names) + 1
     optimised = optimise_landcover(inp.landcover, inp.precip, inp.elevation, inp.slope_deg, inp.silt, scfg)
@@ -203,6 +204,7 @@ def run_scenario(
             )
         )
         names.append(tile_id(index))
+    log.info("scenario %s: %d tile(s) to write", quarter, len(tasks))
     results = compute_bounded(tasks, client, "scenario", progress)
     total = {
         k: np.sum([r[k] for r in results], axis=0) for k in ("before", "after", "n", "converted", "matrix")
@@ -253,7 +255,3 @@ def run_scenario(
         run.items, run.collection = publish_scenario(run, cfg, inp, client=client, progress=progress)
     return run
 
-
-def describe_inputs(inp: ScenarioInputs) -> str:
-    """One sentence naming the scenario's sources (for the report and the items' lineage)."""
-    return f"baseline {inp.landcover_source}; quarters {', '.join(str(q) for q in inp.quarters)}"
