@@ -209,6 +209,37 @@ def test_building_the_scenario_graph_computes_nothing(baseline: dict[str, Any]) 
     assert max(max(c) for c in ds["erosion"].chunks) <= cfg.grid.chunk_size
 
 
+def test_baseline_defaults_to_the_published_land_cover_items(baseline: dict[str, Any]) -> None:
+    """Without --landcover the scenario reads the published <prefix>-landcover items of the quarter
+    (run last: it publishes land-cover items into the module's catalog)."""
+    from lpqlc.analysis.scenario_inputs import baseline_landcover
+    from lpqlc.composite.run import tile_id
+    from lpqlc.publish.cog import cog_bytes
+    from lpqlc.publish.products import ItemSpec
+    from lpqlc.sources.rasters import load_files
+    from lpqlc.storage import write_bytes
+
+    cfg, root = baseline["cfg"], baseline["root"]
+    truth = baseline["landcover"].format(quarter=Q)
+    specs, written = [], {}
+    for index, gbox in OutputGrid.from_config(cfg).iter_tiles(Q):
+        t = tile_id(index)
+        data = load_files([truth], gbox, name="landcover", resampling="nearest").values.astype(np.uint8)
+        url = str(root / "lc-tiles" / t / "class.tif")
+        blob = cog_bytes(data, gbox.transform, gbox.crs.to_wkt(), nodata=0, overview_resampling="mode")
+        write_bytes(url, blob)
+        written[t] = data
+        specs.append(ItemSpec("landcover", str(Q), t, {"landcover": url}, lineage="test tiles", inputs=()))
+    publish_items(cfg, specs)
+    urls, ids, source = baseline_landcover(cfg, Q)
+    lc_cid = collection_id(cfg, "landcover")
+    assert len(urls) == len(ids) == 4 and all(i.startswith(lc_cid) for i in ids) and lc_cid in source
+    for url, iid in zip(urls, ids, strict=True):
+        assert url.startswith(cfg.publish_url) and "/v1/" in url  # the published asset, not the source file
+        with rasterio.open(url) as src:
+            assert np.array_equal(src.read(1), written[iid.rsplit("-", 1)[-1]])
+
+
 @pytest.mark.stack
 def test_scenario_on_workers_from_s3_into_the_stac_api(s3_archive: SampleArchive, stack: Any,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
