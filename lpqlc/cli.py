@@ -246,6 +246,11 @@ def erosion(
         out.print(f"plot: {p}", soft_wrap=True)
 
 
+from lpqlc.analysis.scenario_cli import scenario as _scenario  # noqa: E402
+
+app.command("scenario")(_scenario)
+
+
 # ------------------------------------------------------------------------------------ model
 @app.command("train")
 def train_cmd(

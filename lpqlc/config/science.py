@@ -337,6 +337,24 @@ class ScenarioConfig(Frozen):
     bare_to_cropland_max_elevation_m: float = 3000.0
     bare_to_cropland_max_slope: float = 15.0
     grassland_min_precip_mm: float = 250.0
+    #: Class codes the rules name (ESA WorldCover): forest, grassland, cropland, bare land.
+    forest_code: int = 10
+    grassland_code: int = 30
+    cropland_code: int = 40
+    bare_code: int = 60
+    #: Unsuitable cropland that is not forest-suitable and gets ≤ ``grassland_min_precip_mm``: the
+    #: cropland rule's "else grassland" (default) or kept as cropland (the grassland rule's P > 250 mm).
+    dry_unsuitable_cropland: Literal["grassland", "keep"] = "grassland"
+    #: FVC a converted pixel takes for its C: the median FVC of the target class in the same subregion
+    #: and quarter (default; the AOI-wide median where the subregion has none), or the pixel's own FVC.
+    converted_fvc: Literal["subregion_median", "pixel"] = "subregion_median"
+    #: Histogram bins over FVC 0–1 that give those medians (resolution 1/bins).
+    median_bins: int = Field(1000, ge=10, le=100000)
+    #: Erosion reported: the scenario quarter's year (the optimised map held for its four quarters,
+    #: t/(hm²·a), the paper's figure) or the scenario quarter alone (t/(hm²·q)).
+    period: Literal["year", "quarter"] = "year"
+    #: Years whose mean annual precipitation drives suitability; empty: the scenario quarter's year.
+    precip_years: tuple[int, ...] = ()
 
 
 class AnalysisConfig(Frozen):

@@ -1,0 +1,1 @@
+"""Analyses of the published series (SCIENCE.md §4)."""
