@@ -87,7 +87,8 @@ def _dask_container(container: dict[str, Any], role: str, pipeline: PipelineConf
     """Make a container of ``make_cluster_spec`` independent of the image's ENTRYPOINT: the operator's
     templates put the whole command in ``args`` (``dask-worker …``) for the dask image's entrypoint;
     ours is ``lpqlc``, so the program goes to ``command`` (which replaces ENTRYPOINT) and the rest stays
-    in ``args``. Workers listen and serve ``/health`` on the pod IP (the downward API's ``POD_IP``)."""
+    in ``args``. Workers listen and serve ``/health`` on the pod IP (the downward API's ``POD_IP``), the
+    scheduler's dashboard on the pod IP and localhost (no wildcard binds beyond the scheduler's port)."""
     args = list(container.pop("args"))
     program = args.pop(0)
     sub = {"dask-scheduler": "scheduler", "dask-worker": "worker"}[program]
@@ -99,13 +100,15 @@ def _dask_container(container: dict[str, Any], role: str, pipeline: PipelineConf
         container["livenessProbe"] = {"httpGet": {"port": "http-dashboard", "path": "/health"},
                                       "initialDelaySeconds": 30, "periodSeconds": 20, "timeoutSeconds": 10,
                                       "failureThreshold": 6}  # fmt: skip
+    if role == "scheduler":  # the Service reaches the pod IP, `kubectl port-forward` the pod's localhost
+        args += ["--dashboard-address", "$(POD_IP):8787,127.0.0.1:8787"]
     container["args"] = args
     if pipeline is not None:
         container["env"] = container_env(pipeline, role=role)
         container["envFrom"] = env_from(pipeline)
         container["volumeMounts"] = [config_mount()]
-    elif container.get("env") is None:
-        container["env"] = []
+    else:
+        container["env"] = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
 
 
 def _pod(pod: dict[str, Any], role: str, pipeline: PipelineConfig | None) -> None:

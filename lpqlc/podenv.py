@@ -91,7 +91,7 @@ def container_env(cfg: PipelineConfig, *, role: str) -> list[dict[str, Any]]:
     if role == "job":
         plain["DASK_SCHEDULER_ADDRESS"] = scheduler_address(CLUSTER_NAME, cfg.cluster.kubernetes.namespace)
     env += [{"name": k, "value": v} for k, v in plain.items()]
-    if role == "worker":  # the pod's own IP: workers listen (and serve /health) there
+    if role in ("worker", "scheduler"):  # the pod's own IP: dask listens (and serves /health) there
         env.append({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
     return env
 

@@ -160,3 +160,35 @@ def test_job_and_cronjob_run_commands_the_cli_has() -> None:
         for opt in (a for a in args if a.startswith("--")):
             assert opt in res.stdout, f"{kind}: `lpqlc {args[0]}` has no option {opt}"
     assert commands == {"Job": "run", "CronJob": "update"}
+
+
+def test_images_autoscaler_and_job_settings_come_from_the_config() -> None:
+    from pydantic import ValidationError
+
+    from lpqlc.config.pipeline import KubernetesConfig, WorkerGroupConfig
+
+    assert KubernetesConfig(image="r.io/lpqlc:0.2.0-cpu").cuda_image == "r.io/lpqlc:0.2.0-cuda"
+    assert KubernetesConfig(image="r.io:5000/lpqlc").cuda_image == "r.io:5000/lpqlc:latest-cuda"
+    assert KubernetesConfig(image="a:1", gpu_image="b:2").cuda_image == "b:2"
+    with pytest.raises(ValidationError, match="gpu_image must differ"):
+        KubernetesConfig(image="a:1", gpu_image="a:1")
+    with pytest.raises(ValidationError, match="min_replicas"):
+        WorkerGroupConfig(replicas=4, min_replicas=5, max_replicas=4)
+    objs = {o["kind"]: o for o in render(load_config(CONFIG), CONFIG.read_text(), gpu=True)}
+    k = load_config(CONFIG).cluster.kubernetes
+    scaler = objs["DaskAutoscaler"]["spec"]
+    assert (scaler["minimum"], scaler["maximum"]) == (k.cpu_workers.min_replicas, k.cpu_workers.max_replicas)
+    images = {objs["DaskWorkerGroup"]["spec"]["worker"]["spec"]["containers"][0]["image"]}
+    cpu = {objs["DaskCluster"]["spec"][p]["spec"]["containers"][0]["image"] for p in ("scheduler", "worker")}
+    cpu |= {c["image"] for kind in ("Job", "CronJob") for p in _pods(objs[kind]) for c in p["containers"]}
+    assert images == {k.cuda_image} and cpu == {k.image} and k.image != k.cuda_image
+    cron = objs["CronJob"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid" and cron["startingDeadlineSeconds"] > 0
+    assert cron["jobTemplate"]["spec"]["backoffLimit"] >= 1 and cron["failedJobsHistoryLimit"] >= 1
+    assert objs["Job"]["spec"]["ttlSecondsAfterFinished"] == k.job_ttl_seconds
+    sched = objs["DaskCluster"]["spec"]["scheduler"]["spec"]["containers"][0]
+    assert sched["readinessProbe"] and sched["livenessProbe"]
+    routes = {e["name"]: e.get("value") for e in sched["env"]}["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"]
+    assert "distributed.http.scheduler.api" in routes  # the operator retires workers through it
+    worker = objs["DaskCluster"]["spec"]["worker"]["spec"]["containers"][0]
+    assert worker["livenessProbe"]["httpGet"]["path"] == "/health" and worker["command"] == ["dask", "worker"]
