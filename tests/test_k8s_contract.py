@@ -128,6 +128,10 @@ def test_rendered_containers_start_and_the_backfill_job_publishes(
             if gpu:  # model inference ran on the GPU-group worker (on CPU torch here)
                 done = client.run(lambda dask_worker: dask_worker.state.executed_count, workers=gpu_workers)
                 assert all(n > 0 for n in done.values()), done
+            else:  # the quarterly CronJob's container, after the backfill: nothing new to do
+                cron = _objs(objs, "CronJob")[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+                upd = lc.run_to_completion("lpqlc-update", cron, timeout=600)
+                assert upd.argv[:2] == ["lpqlc", "update"] and "plan:" in upd.log.read_text(errors="replace")
     publish = cfg.publish_url
     assert exists(f"{publish}/catalog.json", stack.s3_endpoint)
     items = list_files(publish, "*/*/*.json", stack.s3_endpoint)
@@ -226,3 +230,53 @@ def test_kubelet_expansion_and_argv_rules() -> None:
     e = resolve_env({"env": [{"name": "X", "value": "$(A)/z"}, {"name": "A", "value": "2"}]},
                     image=Image((), ("sh",), {"A": "0"}), secrets={}, fields={})  # fmt: skip
     assert e["X"] == "0/z" and e["A"] == "2"  # env refers to what precedes it, later entries win
+
+
+def _contract(c: dict[str, Any]) -> tuple[Any, ...]:
+    """What decides whether a container starts and finds its inputs, minus values the config sets."""
+    config_dependent = {
+        "AWS_ENDPOINT_URL",
+        "AWS_S3_ENDPOINT",
+        "AWS_VIRTUAL_HOSTING",
+        "AWS_HTTPS",
+        "AWS_REQUEST_PAYER",
+    }
+    env = sorted(
+        (e["name"], json.dumps(e.get("valueFrom"), sort_keys=True))
+        for e in c["env"]
+        if e["name"] not in config_dependent
+    )
+    options = [a for a in c["args"] if a.startswith("--") or "$(" in a]
+    ports = sorted(json.dumps(p, sort_keys=True) for p in c.get("ports", []))
+    return (c.get("command"), options, c["envFrom"], env, c.get("volumeMounts"), ports)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+def test_checked_in_overlays_have_the_contract_the_run_tested(overlay: str, rendered: Any) -> None:
+    """The overlays in k8s/ (loess-plateau.yaml) start their containers exactly as the renders the
+    run above starts (same command, options, env sources, mounts, ports)."""
+    _, _, tested = rendered
+    cmd = ["kubectl", "kustomize", str(ROOT / "k8s" / "overlays" / overlay)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60)
+    applied = [d for d in yaml.safe_load_all(out.stdout) if d]
+
+    def containers(objs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+        out: dict[str, tuple[Any, ...]] = {}
+        for o in objs:
+            if o["kind"] == "DaskCluster":
+                for part in ("scheduler", "worker"):
+                    out[part] = _contract(o["spec"][part]["spec"]["containers"][0])
+            elif o["kind"] == "DaskWorkerGroup":
+                out["gpu"] = _contract(o["spec"]["worker"]["spec"]["containers"][0])
+            else:
+                for c in _containers(o):
+                    out[o["kind"]] = _contract(c)
+        return out
+
+    mine, theirs = containers(tested), containers(applied)
+    assert set(theirs) == (
+        {"scheduler", "worker", "Job", "CronJob"} | ({"gpu"} if overlay == "gpu" else set())
+    )
+    for name, contract in theirs.items():
+        assert contract == mine[name], name
