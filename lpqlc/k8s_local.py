@@ -130,7 +130,7 @@ def resolve_argv(image: Image, container: dict[str, Any], env: dict[str, str]) -
     return [expand(a, env) for a in argv]
 
 
-def _secret_data(secrets: dict[str, dict[str, Any]], name: str, where: str) -> dict[str, str] | None:
+def _secret_data(secrets: dict[str, dict[str, Any]], name: str) -> dict[str, str] | None:
     s = secrets.get(name)
     if s is None:
         return None
@@ -150,7 +150,7 @@ def resolve_env(container: dict[str, Any], *, image: Image, secrets: dict[str, d
         if "secretRef" not in src:
             raise ContainerConfigError(f"container {name!r}: envFrom {src} is not supported here")
         ref = src["secretRef"]
-        data = _secret_data(secrets, ref["name"], name)
+        data = _secret_data(secrets, ref["name"])
         if data is None:
             if ref.get("optional"):
                 continue
@@ -163,7 +163,7 @@ def resolve_env(container: dict[str, Any], *, image: Image, secrets: dict[str, d
         source = var.get("valueFrom", {})
         if "secretKeyRef" in source:
             ref = source["secretKeyRef"]
-            data = _secret_data(secrets, ref["name"], name)
+            data = _secret_data(secrets, ref["name"])
             if data is None or ref["key"] not in data:
                 if ref.get("optional"):
                     continue

@@ -192,3 +192,22 @@ def test_images_autoscaler_and_job_settings_come_from_the_config() -> None:
     assert "distributed.http.scheduler.api" in routes  # the operator retires workers through it
     worker = objs["DaskCluster"]["spec"]["worker"]["spec"]["containers"][0]
     assert worker["livenessProbe"]["httpGet"]["path"] == "/health" and worker["command"] == ["dask", "worker"]
+
+
+def test_requester_pays_only_where_landsat_comes_from_earth_search() -> None:
+    from lpqlc.config import config_from_dict
+    from lpqlc.podenv import container_env, reads_requester_pays
+
+    base = {"aoi": {"bbox": [110.0, 36.0, 110.1, 36.1]}, "storage": {"url": "s3://bucket/p"},
+            "sources": {"stac_api": "https://earth-search.aws.element84.com/v1"}}  # fmt: skip
+
+    def cfg(start: str, end: str, flavour: str = "earth-search") -> Any:
+        return config_from_dict({**base, "period": {"start": start, "end": end},
+                                 "sources": {**base["sources"], "flavour": flavour}})  # fmt: skip
+
+    assert reads_requester_pays(cfg("2015Q1", "2016Q2"))  # the Landsat era (to 2015Q4) is read
+    assert not reads_requester_pays(cfg("2020Q1", "2020Q4"))  # Sentinel-2 only: public https assets
+    assert not reads_requester_pays(cfg("2010Q1", "2010Q4", "planetary-computer"))
+    env = {e["name"]: e for e in container_env(cfg("2010Q1", "2010Q4"), role="job")}
+    assert env["AWS_REQUEST_PAYER"]["value"] == "requester"
+    assert "AWS_S3_ENDPOINT" not in env  # no endpoint configured: never the renderer's own environment
