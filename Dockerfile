@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
 # lpqlc image. VARIANT=cpu (default): torch's CPU wheel. VARIANT=cuda: PyPI's CUDA torch wheel, which
-# carries its CUDA libraries; the node supplies the NVIDIA driver (GPU worker pods).
-#   docker build -t lpqlc:cpu .                       docker build --build-arg VARIANT=cuda -t lpqlc:cuda .
+# carries its CUDA libraries; the node supplies the NVIDIA driver (GPU worker pods). Two tags, two images:
+#   docker build -t REGISTRY/lpqlc:0.1.0-cpu .   docker build --build-arg VARIANT=cuda -t REGISTRY/lpqlc:0.1.0-cuda .
+# (cluster.kubernetes.image / gpu_image in the pipeline YAML). Contract (docs/deploy.md): ENTRYPOINT is
+# `lpqlc`; the Job and CronJob give only args (`run --config …`), the dask pods set command `dask scheduler`
+# / `dask worker`, which replaces it. tests/test_k8s_contract.py runs them all from this file.
 ARG VARIANT=cpu
 ARG PYTHON=3.11
 

@@ -10,6 +10,7 @@ the Kubernetes manifests are rendered from them too.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,8 @@ from typing import Any
 
 import dask
 
-from lpqlc.config.pipeline import ClusterConfig
+from lpqlc.config.pipeline import ClusterConfig, PipelineConfig
+from lpqlc.podenv import CLUSTER_NAME, config_mount, config_volume, container_env, env_from
 from lpqlc.storage import S3_RETRY_SECONDS, retrying, transient
 
 log = logging.getLogger(__name__)
@@ -26,34 +28,50 @@ __all__ = ["open_client", "compute_bounded", "cluster_spec", "gpu_worker_group_s
 
 
 @contextmanager
-def open_client(cfg: ClusterConfig) -> Iterator[Any]:
-    """A ``dask.distributed.Client`` for the configured cluster, closed (and a local cluster stopped) after."""
+def open_client(cfg: ClusterConfig | PipelineConfig) -> Iterator[Any]:
+    """A ``dask.distributed.Client`` for the configured cluster, closed (and a local cluster stopped) after.
+
+    ``kind: kubernetes`` inside a pod of the k8s/ manifests (``DASK_SCHEDULER_ADDRESS`` set, as the Job
+    and CronJob are) connects to that DaskCluster's scheduler Service; elsewhere it creates the cluster
+    of :func:`cluster_spec` with the operator's ``KubeCluster`` (pass the :class:`PipelineConfig` so its
+    pods get the storage Secret, endpoint and GDAL settings) and removes it on exit."""
     from dask.distributed import Client, LocalCluster
 
-    if cfg.kind == "local":
+    pipeline = cfg if isinstance(cfg, PipelineConfig) else None
+    cluster_cfg = cfg.cluster if isinstance(cfg, PipelineConfig) else cfg
+    if cluster_cfg.kind == "local":
         with LocalCluster(
-            n_workers=cfg.n_workers,
-            threads_per_worker=cfg.threads_per_worker,
-            memory_limit=cfg.memory_limit,
+            n_workers=cluster_cfg.n_workers,
+            threads_per_worker=cluster_cfg.threads_per_worker,
+            memory_limit=cluster_cfg.memory_limit,
             processes=True,
             dashboard_address=None,
         ) as cluster, Client(cluster) as client:  # fmt: skip
             yield client
-    elif cfg.kind == "address":
-        with Client(cfg.address) as client:
+    elif cluster_cfg.kind == "address":
+        with Client(cluster_cfg.address) as client:
+            yield client
+    elif os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        address = os.environ["DASK_SCHEDULER_ADDRESS"]
+        log.info("connecting to the DaskCluster's scheduler at %s (DASK_SCHEDULER_ADDRESS)", address)
+        with Client(address, timeout=_CONNECT_TIMEOUT) as client:
             yield client
     else:
         from dask_kubernetes.operator import KubeCluster
 
-        k = cfg.kubernetes
-        # Connects to the DaskCluster of the k8s/ manifests when it exists (and then leaves it running,
-        # with its GPU group); otherwise creates this spec and removes it on exit.
-        with KubeCluster(namespace=k.namespace, custom_cluster_spec=cluster_spec(cfg)) as cluster:
+        k = cluster_cfg.kubernetes
+        spec = cluster_spec(cluster_cfg, pipeline=pipeline)
+        with KubeCluster(namespace=k.namespace, custom_cluster_spec=spec) as cluster:
             if k.gpu_workers.replicas and cluster.shutdown_on_close:
+                group = gpu_worker_group_spec(cluster_cfg, pipeline=pipeline)
                 cluster.add_worker_group(name="gpu", n_workers=k.gpu_workers.replicas,
-                                         custom_spec=gpu_worker_group_spec(cfg)["spec"]["worker"])  # fmt: skip
+                                         custom_spec=group["spec"]["worker"])  # fmt: skip
             with Client(cluster) as client:
                 yield client
+
+
+#: How long a pod waits for the scheduler Service (the scheduler pod may still be starting).
+_CONNECT_TIMEOUT = os.environ.get("LPQLC_SCHEDULER_TIMEOUT", "300s")
 
 
 def _resources(group: Any) -> dict[str, dict[str, str]]:
@@ -65,26 +83,60 @@ def _resources(group: Any) -> dict[str, dict[str, str]]:
     return {"requests": req, "limits": lim}
 
 
-def _no_null_env(pod: dict[str, Any]) -> None:
-    for c in pod.get("containers", []):
-        if c.get("env") is None:
-            c["env"] = []
+def _dask_container(container: dict[str, Any], role: str, pipeline: PipelineConfig | None) -> None:
+    """Make a container of ``make_cluster_spec`` independent of the image's ENTRYPOINT: the operator's
+    templates put the whole command in ``args`` (``dask-worker …``) for the dask image's entrypoint;
+    ours is ``lpqlc``, so the program goes to ``command`` (which replaces ENTRYPOINT) and the rest stays
+    in ``args``. Workers listen and serve ``/health`` on the pod IP (the downward API's ``POD_IP``), the
+    scheduler's dashboard on the pod IP and localhost (no wildcard binds beyond the scheduler's port)."""
+    args = list(container.pop("args"))
+    program = args.pop(0)
+    sub = {"dask-scheduler": "scheduler", "dask-worker": "worker"}[program]
+    container["command"] = ["dask", sub]
+    if role == "worker":
+        i = args.index("--dashboard-address")
+        args[i + 1] = f"$(POD_IP):{args[i + 1]}"
+        args += ["--host", "$(POD_IP)"]
+        container["livenessProbe"] = {"httpGet": {"port": "http-dashboard", "path": "/health"},
+                                      "initialDelaySeconds": 30, "periodSeconds": 20, "timeoutSeconds": 10,
+                                      "failureThreshold": 6}  # fmt: skip
+    if role == "scheduler":  # the Service reaches the pod IP, `kubectl port-forward` the pod's localhost
+        args += ["--dashboard-address", "$(POD_IP):8787,127.0.0.1:8787"]
+    container["args"] = args
+    if pipeline is not None:
+        container["env"] = container_env(pipeline, role=role)
+        container["envFrom"] = env_from(pipeline)
+        container["volumeMounts"] = [config_mount()]
+    else:
+        container["env"] = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
 
 
-def cluster_spec(cfg: ClusterConfig, name: str = "lpqlc") -> dict[str, Any]:
-    """The ``DaskCluster`` (kubernetes.dask.org/v1) of the config: scheduler + the CPU worker group."""
+def _pod(pod: dict[str, Any], role: str, pipeline: PipelineConfig | None) -> None:
+    for c in pod["containers"]:
+        _dask_container(c, role, pipeline)
+    if pipeline is not None:
+        pod["volumes"] = [config_volume()]
+    if role == "worker":  # time for a retiring worker to hand its results over before SIGKILL
+        pod["terminationGracePeriodSeconds"] = 120
+
+
+def cluster_spec(cfg: ClusterConfig, name: str = CLUSTER_NAME, *,
+                 pipeline: PipelineConfig | None = None) -> dict[str, Any]:  # fmt: skip
+    """The ``DaskCluster`` (kubernetes.dask.org/v1) of the config: scheduler + the CPU worker group, on
+    the CPU image; with ``pipeline``, every container gets its environment (:mod:`lpqlc.podenv`)."""
     from dask_kubernetes.operator import make_cluster_spec
 
     k = cfg.kubernetes
     w = k.cpu_workers
     spec: dict[str, Any] = make_cluster_spec(
         name=name, image=k.image, n_workers=w.replicas, resources=_resources(w),
-        worker_command=["dask-worker", "--nthreads", str(cfg.threads_per_worker), "--memory-limit", w.memory.replace("Gi", "GiB")],
+        worker_command=["dask-worker", "--nthreads", str(cfg.threads_per_worker),
+                        "--memory-limit", w.memory.replace("Gi", "GiB")],
     )  # fmt: skip
     spec["metadata"]["namespace"] = k.namespace
-    _no_null_env(spec["spec"]["worker"]["spec"])
-    _no_null_env(spec["spec"]["scheduler"]["spec"])
     pod = spec["spec"]["worker"]["spec"]
+    _pod(pod, "worker", pipeline)
+    _pod(spec["spec"]["scheduler"]["spec"], "scheduler", pipeline)
     if w.node_selector:
         pod["nodeSelector"] = dict(w.node_selector)
     sched = spec["spec"]["scheduler"]["spec"]["containers"][0]
@@ -92,20 +144,21 @@ def cluster_spec(cfg: ClusterConfig, name: str = "lpqlc") -> dict[str, Any]:
     return spec
 
 
-def gpu_worker_group_spec(cfg: ClusterConfig, cluster: str = "lpqlc") -> dict[str, Any]:
-    """The ``DaskWorkerGroup`` of GPU workers: ``nvidia.com/gpu``, a toleration, a node selector and the
-    Dask resource ``GPU=1``."""
+def gpu_worker_group_spec(cfg: ClusterConfig, cluster: str = CLUSTER_NAME, *,
+                          pipeline: PipelineConfig | None = None) -> dict[str, Any]:  # fmt: skip
+    """The ``DaskWorkerGroup`` of GPU workers on the CUDA image (``cuda_image``): ``nvidia.com/gpu``, a
+    toleration, a node selector and the Dask resource ``GPU=1``."""
     from dask_kubernetes.operator import make_worker_spec
 
     k = cfg.kubernetes
     g = k.gpu_workers
     worker = make_worker_spec(
-        image=k.image, n_workers=g.replicas, resources=_resources(g),
+        image=k.cuda_image, n_workers=g.replicas, resources=_resources(g),
         worker_command=["dask-worker", "--nthreads", "1", "--resources", f"GPU={g.gpus or 1}",
                         "--memory-limit", g.memory.replace("Gi", "GiB")],
     )  # fmt: skip
     pod = worker["spec"]
-    _no_null_env(pod)
+    _pod(pod, "worker", pipeline)
     pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     pod["nodeSelector"] = dict(g.node_selector) or {"nvidia.com/gpu.present": "true"}
     return {

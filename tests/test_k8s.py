@@ -160,3 +160,54 @@ def test_job_and_cronjob_run_commands_the_cli_has() -> None:
         for opt in (a for a in args if a.startswith("--")):
             assert opt in res.stdout, f"{kind}: `lpqlc {args[0]}` has no option {opt}"
     assert commands == {"Job": "run", "CronJob": "update"}
+
+
+def test_images_autoscaler_and_job_settings_come_from_the_config() -> None:
+    from pydantic import ValidationError
+
+    from lpqlc.config.pipeline import KubernetesConfig, WorkerGroupConfig
+
+    assert KubernetesConfig(image="r.io/lpqlc:0.2.0-cpu").cuda_image == "r.io/lpqlc:0.2.0-cuda"
+    assert KubernetesConfig(image="r.io:5000/lpqlc").cuda_image == "r.io:5000/lpqlc:latest-cuda"
+    assert KubernetesConfig(image="a:1", gpu_image="b:2").cuda_image == "b:2"
+    with pytest.raises(ValidationError, match="gpu_image must differ"):
+        KubernetesConfig(image="a:1", gpu_image="a:1")
+    with pytest.raises(ValidationError, match="min_replicas"):
+        WorkerGroupConfig(replicas=4, min_replicas=5, max_replicas=4)
+    objs = {o["kind"]: o for o in render(load_config(CONFIG), CONFIG.read_text(), gpu=True)}
+    k = load_config(CONFIG).cluster.kubernetes
+    scaler = objs["DaskAutoscaler"]["spec"]
+    assert (scaler["minimum"], scaler["maximum"]) == (k.cpu_workers.min_replicas, k.cpu_workers.max_replicas)
+    images = {objs["DaskWorkerGroup"]["spec"]["worker"]["spec"]["containers"][0]["image"]}
+    cpu = {objs["DaskCluster"]["spec"][p]["spec"]["containers"][0]["image"] for p in ("scheduler", "worker")}
+    cpu |= {c["image"] for kind in ("Job", "CronJob") for p in _pods(objs[kind]) for c in p["containers"]}
+    assert images == {k.cuda_image} and cpu == {k.image} and k.image != k.cuda_image
+    cron = objs["CronJob"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid" and cron["startingDeadlineSeconds"] > 0
+    assert cron["jobTemplate"]["spec"]["backoffLimit"] >= 1 and cron["failedJobsHistoryLimit"] >= 1
+    assert objs["Job"]["spec"]["ttlSecondsAfterFinished"] == k.job_ttl_seconds
+    sched = objs["DaskCluster"]["spec"]["scheduler"]["spec"]["containers"][0]
+    assert sched["readinessProbe"] and sched["livenessProbe"]
+    routes = {e["name"]: e.get("value") for e in sched["env"]}["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"]
+    assert "distributed.http.scheduler.api" in routes  # the operator retires workers through it
+    worker = objs["DaskCluster"]["spec"]["worker"]["spec"]["containers"][0]
+    assert worker["livenessProbe"]["httpGet"]["path"] == "/health" and worker["command"] == ["dask", "worker"]
+
+
+def test_requester_pays_only_where_landsat_comes_from_earth_search() -> None:
+    from lpqlc.config import config_from_dict
+    from lpqlc.podenv import container_env, reads_requester_pays
+
+    base = {"aoi": {"bbox": [110.0, 36.0, 110.1, 36.1]}, "storage": {"url": "s3://bucket/p"},
+            "sources": {"stac_api": "https://earth-search.aws.element84.com/v1"}}  # fmt: skip
+
+    def cfg(start: str, end: str, flavour: str = "earth-search") -> Any:
+        return config_from_dict({**base, "period": {"start": start, "end": end},
+                                 "sources": {**base["sources"], "flavour": flavour}})  # fmt: skip
+
+    assert reads_requester_pays(cfg("2015Q1", "2016Q2"))  # the Landsat era (to 2015Q4) is read
+    assert not reads_requester_pays(cfg("2020Q1", "2020Q4"))  # Sentinel-2 only: public https assets
+    assert not reads_requester_pays(cfg("2010Q1", "2010Q4", "planetary-computer"))
+    env = {e["name"]: e for e in container_env(cfg("2010Q1", "2010Q4"), role="job")}
+    assert env["AWS_REQUEST_PAYER"]["value"] == "requester"
+    assert "AWS_S3_ENDPOINT" not in env  # no endpoint configured: never the renderer's own environment

@@ -251,22 +251,62 @@ class StorageConfig(Frozen):
 
 
 class WorkerGroupConfig(Frozen):
-    """A Kubernetes Dask worker group."""
+    """A Kubernetes Dask worker group. ``min_replicas``/``max_replicas`` bound the operator's
+    ``DaskAutoscaler`` (CPU group only; default: ``replicas`` … 2 × ``replicas``)."""
 
     replicas: int = Field(2, ge=0)
     cpu: str = "2"
     memory: str = "8Gi"
     gpus: int = Field(0, ge=0)
     node_selector: dict[str, str] = Field(default_factory=dict)
+    min_replicas: int | None = Field(None, ge=0)
+    max_replicas: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> WorkerGroupConfig:
+        lo, hi = self.autoscale_bounds
+        if lo > hi:
+            raise ValueError(f"min_replicas ({lo}) is above max_replicas ({hi})")
+        return self
+
+    @property
+    def autoscale_bounds(self) -> tuple[int, int]:
+        """(minimum, maximum) workers of the autoscaler."""
+        lo = self.replicas if self.min_replicas is None else self.min_replicas
+        hi = max(1, 2 * self.replicas) if self.max_replicas is None else self.max_replicas
+        return lo, hi
 
 
 class KubernetesConfig(Frozen):
-    """The Dask Kubernetes operator's cluster."""
+    """The Dask Kubernetes operator's cluster. ``image`` is the CPU image (scheduler, CPU workers, Job,
+    CronJob); ``gpu_image`` the CUDA image of the GPU worker group (default: ``image``'s tag with
+    ``-cpu`` replaced by, or else suffixed with, ``-cuda``). ``secret`` names the Secret holding the
+    S3 credentials (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``); it is referenced, never rendered."""
 
     namespace: str = "lpqlc"
     image: str = "ghcr.io/lpqlc/lpqlc:latest"
     cpu_workers: WorkerGroupConfig = WorkerGroupConfig()
     gpu_workers: WorkerGroupConfig = WorkerGroupConfig(replicas=0, gpus=1, memory="24Gi", cpu="4")
+    gpu_image: str | None = None
+    secret: str = Field("lpqlc-s3", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    #: Seconds a finished backfill Job (and its pod, with the logs) is kept before Kubernetes deletes it.
+    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=0)
+
+    @model_validator(mode="after")
+    def _images(self) -> KubernetesConfig:
+        if self.cuda_image == self.image:
+            raise ValueError(f"gpu_image must differ from image ({self.image}): GPU workers need CUDA")
+        return self
+
+    @property
+    def cuda_image(self) -> str:
+        """The GPU worker group's image (``gpu_image``, else derived from ``image``)."""
+        if self.gpu_image:
+            return self.gpu_image
+        repo, sep, tag = self.image.rpartition(":")
+        if not sep or "/" in tag:  # no tag: ``repo`` → ``repo:latest-cuda``
+            return f"{self.image}:latest-cuda"
+        return f"{repo}:{tag.removesuffix('-cpu')}-cuda"
 
 
 class ClusterConfig(Frozen):
