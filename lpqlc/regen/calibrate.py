@@ -162,6 +162,7 @@ def _fit(
         bounds[:, 0] + 1e-9 * np.ptp(bounds, axis=1),
         bounds[:, 1] - 1e-9 * np.ptp(bounds, axis=1),
     )
+    max_nfev = max_nfev or 20 + 10 * len(names)
     return least_squares(
         lambda x: _residuals(p.with_vector(names, x), obs, variables, scales, solver),
         x0,
@@ -170,6 +171,8 @@ def _fit(
         x_scale=np.ptp(bounds, axis=1),
         diff_step=1e-3,
         max_nfev=max_nfev,
+        ftol=1e-6,
+        xtol=1e-6,
     )
 
 
@@ -272,7 +275,7 @@ def calibrate(
     n_boot = cfg.n_bootstrap if n_bootstrap is None else n_bootstrap
     hold = cfg.holdout_years if holdout_years is None else holdout_years
     rng = np.random.default_rng(cfg.seed if seed is None else seed)
-    full = observed_series(df, location, cfg.rainfall_mm)
+    full = observed_series(df, location, cfg.rainfall_for(region))
     # hold-out period: the last `hold` years, if the fit keeps at least 3 years
     in_fit = full.t <= full.t[-1] - hold if hold > 0 else np.ones(full.t.size, bool)
     if in_fit.sum() < 3 or in_fit.all():
@@ -350,7 +353,7 @@ def calibrate(
             new[okv] = sim[v][okv] + _block_resample(res - res.mean(), block, rng)
             data[v] = new
         rep = ObservedSeries(obs.location, obs.t, data, obs.rainfall)
-        boot.append(_fit(p, rep, names, observed_vars, bounds, scales, solver, max_nfev=50 * k).x)
+        boot.append(_fit(p, rep, names, observed_vars, bounds, scales, solver, max_nfev=5 * k).x)
     boot_arr = np.array(boot).reshape(-1, k)
     ci = np.percentile(boot_arr, [2.5, 97.5], axis=0).T if n_boot >= 2 else np.full((k, 2), np.nan)
 

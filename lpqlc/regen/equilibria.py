@@ -79,11 +79,12 @@ def _equilibrium(y: np.ndarray, p: RegenParams, rain: Any, boundary: bool = Fals
 
 
 def equilibria(
-    params: RegenParams, rainfall: float, *, grid: int = 401, tol: float = 1e-10
+    params: RegenParams, rainfall: float, *, grid: int = 401, tol: float = 1e-10, extra_starts: int = 10
 ) -> list[Equilibrium]:
     """Every fixed point of REGv1 at constant ``rainfall`` (mm/yr), sorted by V: the bare state, the
     interior roots and, if growth is still positive at full cover, the boundary state V = 1 (held there by
-    the clipping; its eigenvalues are those of the unclipped Jacobian)."""
+    the clipping; its eigenvalues are those of the (SOM, θ) block). ``extra_starts``: starts on a V grid
+    added to the roots bracketed on the ``grid`` scan (0 for speed in sampling loops)."""
     from scipy.optimize import brentq, root
 
     p, rain = params, (lambda t: float(rainfall))
@@ -94,7 +95,7 @@ def equilibria(
         for i in np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0)
     ]
     starts += [float(vs[i]) for i in np.flatnonzero(g == 0)]
-    starts += list(np.linspace(0.05, 0.95, 10))  # further starts: the multi-start part
+    starts += list(np.linspace(0.05, 0.95, extra_starts))  # further starts: the multi-start part
     found: list[np.ndarray] = []
     wall = None
     for v0 in [0.0, *starts]:

@@ -77,6 +77,15 @@ def rainfall_function(rainfall: Rainfall) -> Callable[[float], float]:
     return lambda t: max(float(spline(min(max(t, lo), hi))), 0.0)
 
 
+#: Safety limits of one integration: right-hand-side calls, and switches at the wall V = 1.
+MAX_RHS_CALLS = 200_000
+MAX_SEGMENTS = 50
+
+
+class _TooManySteps(Exception):
+    pass
+
+
 def _clip(y: np.ndarray, p: RegenParams) -> np.ndarray:
     return np.array([min(max(y[0], 0.0), 1.0), max(y[1], 0.0), min(max(y[2], 0.0), p.porosity)])
 
@@ -161,22 +170,82 @@ def integrate(
     y_init = _clip(y_init, params)
     if t.size == 1:
         return y_init[:, None]
-    sol = solve_ivp(
-        rhs,
-        (t[0], t[-1]),
-        y_init,
-        method=method,
-        t_eval=t,
-        args=(params, rain),
-        rtol=rtol,
-        atol=atol,
-        **({"jac": jacobian} if method in ("LSODA", "BDF", "Radau") else {}),
-    )
-    if sol.status != 0:
-        raise LpqlcError(f"REGv1 integration failed ({method}): {sol.message}")
-    return np.vstack(
-        [np.clip(sol.y[0], 0, 1), np.clip(sol.y[1], 0, None), np.clip(sol.y[2], 0, params.porosity)]
-    )
+    p, jac_ok = params, method in ("LSODA", "BDF", "Radau")
+    calls = [0]
+
+    def growth(y: np.ndarray) -> float:
+        return p.r_V * (1 - 1 / p.K_V) + p.lambda1 * (y[2] - p.theta_star) + p.lambda2 * (y[1] - p.SOM_star)
+
+    def f_free(tt: float, y: np.ndarray) -> np.ndarray:
+        calls[0] += 1
+        if calls[0] > MAX_RHS_CALLS:
+            raise _TooManySteps
+        return rhs(tt, y, p, rain)
+
+    def f_pinned(tt: float, y: np.ndarray) -> np.ndarray:
+        d = f_free(tt, np.array([1.0, y[1], y[2]]))
+        d[0] = 0.0
+        return d
+
+    def j_free(tt: float, y: np.ndarray) -> np.ndarray:
+        return jacobian(tt, y, p, rain)
+
+    def j_pinned(tt: float, y: np.ndarray) -> np.ndarray:
+        j = jacobian(tt, np.array([1.0, y[1], y[2]]), p, rain)
+        j[0, :] = 0.0
+        return j
+
+    def hits_wall(tt: float, y: np.ndarray) -> float:
+        return float(y[0]) - 1.0
+
+    def leaves_wall(tt: float, y: np.ndarray) -> float:
+        return growth(y)
+
+    hits_wall.terminal, hits_wall.direction = True, 1.0  # type: ignore[attr-defined]
+    leaves_wall.terminal, leaves_wall.direction = True, -1.0  # type: ignore[attr-defined]
+    out = np.empty((3, t.size))
+    done, t_cur, y_cur = 0, float(t[0]), y_init
+    pinned = y_cur[0] >= 1.0 and growth(y_cur) > 0
+    out[:, 0], done = y_cur, 1
+    # The wall V = 1 is handled as a switched system (solve_ivp events): free until V reaches 1, then V
+    # held at 1 while growth stays positive. Zeroing the derivative inside one integration instead makes
+    # the solver chatter at the wall with ever smaller steps.
+    for _ in range(MAX_SEGMENTS):
+        if done >= t.size:
+            break
+        t_ev = t[done:]
+        try:
+            sol = solve_ivp(
+                f_pinned if pinned else f_free,
+                (t_cur, float(t[-1])),
+                y_cur,
+                method=method,
+                t_eval=t_ev,
+                events=leaves_wall if pinned else hits_wall,
+                rtol=rtol,
+                atol=atol,
+                **({"jac": j_pinned if pinned else j_free} if jac_ok else {}),
+            )
+        except _TooManySteps:
+            raise LpqlcError(f"REGv1 integration ({method}) needed more than {MAX_RHS_CALLS} steps") from None
+        if sol.status == -1:
+            raise LpqlcError(f"REGv1 integration failed ({method}): {sol.message}")
+        n = sol.t.size
+        out[:, done : done + n] = sol.y
+        if pinned:
+            out[0, done : done + n] = 1.0
+        done += n
+        if sol.status == 1:  # an event: switch
+            t_cur = float(sol.t_events[0][0])
+            y_cur = np.array(sol.y_events[0][0], float)
+            if pinned:
+                y_cur[0] = 1.0 - 1e-12
+            else:
+                y_cur[0] = 1.0
+            pinned = not pinned
+    else:
+        raise LpqlcError(f"REGv1 integration switched at the wall V = 1 more than {MAX_SEGMENTS} times")
+    return np.vstack([np.clip(out[0], 0, 1), np.clip(out[1], 0, None), np.clip(out[2], 0, params.porosity)])
 
 
 def simulate(
