@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lpqlc.sample import SampleArchive
+from lpqlc.sample.archive import SampleArchive
 
 from .conftest import SMALL, small_config
 
