@@ -162,3 +162,16 @@ def test_sobol_indices_in_unit_interval_and_reproducible() -> None:
         assert a[out]["ST"] != c[out]["ST"]
     # SOM at the horizon cannot depend on eta1 more than on its own input rate a1
     assert a["SOM"]["ST"][a["names"].index("a1")] > a["SOM"]["ST"][a["names"].index("eta1")]
+
+
+def test_simulate_switches_at_the_wall_between_output_times() -> None:
+    """V reaches the wall V = 1 between sparse output years and leaves it when the rain stops: every
+    output year is filled, and LSODA agrees with Radau."""
+    p = RegenParams.from_config(CFG, K_V=3.0, r_V=0.2, lambda1=0.9, a1=0.08, a2=0.06)
+    yr = np.arange(0.0, 91.0)
+    rain = (yr, np.where(yr < 40, 1200.0, 0.0))
+    t = np.array([0.0, 35.0, 36.0, 90.0])
+    a = simulate(p, t, (0.9, 0.5, 0.1), rain)
+    b = simulate(p, t, (0.9, 0.5, 0.1), rain, method="Radau")
+    assert float(a.V[1]) == 1.0 and float(a.V[2]) == 1.0 and 0.05 < float(a.V[-1]) < 0.5
+    assert np.allclose(a.V, b.V, atol=1e-4) and np.allclose(a.SOM, b.SOM, atol=1e-4)

@@ -230,8 +230,9 @@ def integrate(
             raise LpqlcError(f"REGv1 integration ({method}) needed more than {MAX_RHS_CALLS} steps") from None
         if sol.status == -1:
             raise LpqlcError(f"REGv1 integration failed ({method}): {sol.message}")
-        n = sol.t.size
-        out[:, done : done + n] = sol.y
+        n = np.asarray(sol.t).size  # an empty list when the segment held no output time
+        if n:
+            out[:, done : done + n] = np.asarray(sol.y).reshape(3, n)
         if pinned:
             out[0, done : done + n] = 1.0
         done += n
