@@ -175,3 +175,13 @@ def test_simulate_switches_at_the_wall_between_output_times() -> None:
     b = simulate(p, t, (0.9, 0.5, 0.1), rain, method="Radau")
     assert float(a.V[1]) == 1.0 and float(a.V[2]) == 1.0 and 0.05 < float(a.V[-1]) < 0.5
     assert np.allclose(a.V, b.V, atol=1e-4) and np.allclose(a.SOM, b.SOM, atol=1e-4)
+
+
+def test_calibrate_rejects_unknown_parameters_and_variables() -> None:
+    df = read_observations(example_path("loess_plateau_1995_2010.csv"))
+    with pytest.raises(LpqlcError, match="variables must be"):
+        calibrate(df, CFG, variables=("rain",))
+    with pytest.raises(LpqlcError, match="parameters must be"):
+        calibrate(df, CFG, parameters=("theta_star",))
+    with pytest.raises(LpqlcError, match="no observations of SOM"):
+        calibrate(df, CFG, variables=("SOM",), n_bootstrap=0)

@@ -258,12 +258,19 @@ def calibrate(
     holdout_years: float | None = None,
     seed: int | None = None,
     parameters: tuple[str, ...] = JOINT,
+    variables: tuple[str, ...] = VARIABLES,
 ) -> Calibration:
     """Calibrate REGv1 for ``region`` (default ``cfg.region``) to the observations ``df`` (seed schema, one
     location or ``location``), from ``start`` (default: the priors' central values). Bootstrap replicates,
     hold-out length (years) and RNG seed default to ``cfg.n_bootstrap``, ``cfg.holdout_years``, ``cfg.seed``.
     ``parameters``: the ones to fit (default the seven of the stages); the rest stay as in ``start``.
+    ``variables``: the observed variables the misfit uses (default all of V, SOM, runoff, theta present).
     """
+    unknown = sorted(set(variables) - set(VARIABLES))
+    if unknown or not variables:
+        raise LpqlcError(
+            f"calibrate: variables must be a non-empty subset of {list(VARIABLES)} (got {unknown or 'none'})"
+        )
     bad = sorted(set(parameters) - set(JOINT))
     if bad or not parameters:
         raise LpqlcError(
@@ -282,7 +289,11 @@ def calibrate(
         in_fit = np.ones(full.t.size, bool)
     obs = full.subset(in_fit)
     scales = _scales(obs)
-    observed_vars = tuple(v for v in VARIABLES if np.isfinite(obs.data[v]).any())
+    observed_vars = tuple(v for v in VARIABLES if v in variables and np.isfinite(obs.data[v]).any())
+    if not observed_vars:
+        raise LpqlcError(
+            f"location {obs.location!r}: no observations of {', '.join(variables)} in the fit years"
+        )
     stages: list[dict[str, Any]] = []
     for name, all_names, variables in STAGES:
         names = tuple(n for n in all_names if n in parameters)

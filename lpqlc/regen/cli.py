@@ -122,6 +122,10 @@ def calibrate_cmd(
     bootstrap: Annotated[
         int | None, typer.Option(help="Bootstrap replicates (default science.regv1).")
     ] = None,
+    fit: Annotated[
+        str | None,
+        typer.Option(help="Observed variables the misfit uses, e.g. V,SOM (default: all present)."),
+    ] = None,
 ) -> None:
     """Stage-wise least squares within the priors, block-bootstrap CIs, fit metrics, identifiability."""
     from lpqlc.regen.report import run_calibrate
@@ -134,6 +138,7 @@ def calibrate_cmd(
         data=data,
         location=location,
         n_bootstrap=bootstrap,
+        variables=tuple(v.strip() for v in fit.split(",") if v.strip()) if fit else None,
         endpoint=_endpoint(config),
     )
     out.print(run.content["statement"], soft_wrap=True)

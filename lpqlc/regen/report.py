@@ -165,6 +165,7 @@ def run_calibrate(
     data: str | None = None,
     location: str | None = None,
     n_bootstrap: int | None = None,
+    variables: tuple[str, ...] | None = None,
     endpoint: str | None = None,
 ) -> RegenRun:
     """Calibrate ``region`` to ``data`` (seed CSV; default the seed's example for the region). Writes
@@ -174,7 +175,8 @@ def run_calibrate(
     if not data:
         raise LpqlcError(f"no --data given and the seed has no example data for region {region!r}")
     df = read_observations(data, endpoint)
-    cal = calibrate(df, cfg, region, location=location, n_bootstrap=n_bootstrap)
+    extra = {"variables": tuple(variables)} if variables else {}
+    cal = calibrate(df, cfg, region, location=location, n_bootstrap=n_bootstrap, **extra)
     obs = cal.observed
     assert obs is not None
     t = np.arange(obs.t[0], obs.t[-1] + 0.5, 1.0) if obs.t[-1] - obs.t[0] >= 2 else obs.t
