@@ -434,6 +434,30 @@ class RegV1Config(Frozen):
     topsoil_depth_m: float = Field(0.2, gt=0)
     target_r2: float = 0.7
     target_holdout_rmse: float = 0.2
+    #: solve_ivp method (stiff-capable: "LSODA", "BDF" or "Radau") and its tolerances.
+    ode_method: Literal["LSODA", "BDF", "Radau"] = "LSODA"
+    rtol: float = Field(1e-6, gt=0, lt=1)
+    atol: float = Field(1e-8, gt=0)
+    #: Calibration: the last ``holdout_years`` of the observations are kept out of the fit (years).
+    holdout_years: float = Field(5.0, ge=0)
+    #: Block bootstrap of residuals: replicates, block length (observations; 0 → ⌈n^(1/3)⌉), RNG seed.
+    n_bootstrap: int = Field(200, ge=0)
+    block_length: int = Field(0, ge=0)
+    seed: int = 0
+    #: Sobol: base sample N (SALib's Saltelli scheme, N·(2D+2) model runs) and horizon of V, SOM (years).
+    sobol_n: int = Field(256, ge=8)
+    horizon_years: float = Field(30.0, gt=0)
+    #: Profile likelihood: grid points per threshold over its prior interval.
+    profile_points: int = Field(9, ge=3)
+    #: Annual rainfall per region, mm/yr, used instead of ``rainfall_mm`` for a region listed here: the
+    #: means of the seed's example rows (Yanhe 1995–2010: 452; Jornada 2008–2016: 270).
+    rainfall_by_region_mm: dict[str, float] = Field(
+        default_factory=lambda: {"LoessPlateau": 450.0, "ChihuahuanDesert": 270.0}
+    )
+
+    def rainfall_for(self, region: str | None = None) -> float:
+        """Annual rainfall (mm/yr) of ``region`` (default ``self.region``)."""
+        return float(self.rainfall_by_region_mm.get(region or self.region, self.rainfall_mm))
 
     @model_validator(mode="after")
     def _check(self) -> RegV1Config:
