@@ -103,17 +103,19 @@ def run_pipeline(
     :class:`ConfigError` when there is none; per-quarter failures are collected in the summary.
     """
     from lpqlc.classify.run import run_classify
+    from lpqlc.lock import publish_lock
 
     model, ident, summary = start_run(cfg, model)
     dirs = work_dirs(cfg)
-    with timed(summary, "composite"):
-        ok = composite_quarters(cfg, sorted(quarters or cfg.quarters), summary, client=client, progress=progress)
-    if not ok:
-        return summary
-    summary.quarters = ok
-    with timed(summary, "classify + refine"):
-        run_classify(cfg, model, ok, dirs["classify"], composites=dirs["composites"], client=client, progress=progress)
-    return publish_chain(cfg, summary, ident, ok, ok, ok, client=client, progress=progress)
+    with publish_lock(cfg, "run"):  # one writer per publish URL (lpqlc/lock.py)
+        with timed(summary, "composite"):
+            ok = composite_quarters(cfg, sorted(quarters or cfg.quarters), summary, client=client, progress=progress)
+        if not ok:
+            return summary
+        summary.quarters = ok
+        with timed(summary, "classify + refine"):
+            run_classify(cfg, model, ok, dirs["classify"], composites=dirs["composites"], client=client, progress=progress)
+        return publish_chain(cfg, summary, ident, ok, ok, ok, client=client, progress=progress)
 
 
 def start_run(cfg: PipelineConfig, model: str | None) -> tuple[str, dict[str, str], RunSummary]:

@@ -133,27 +133,29 @@ def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = Non
     """Carry out ``plan``: composite and classify the processed quarters, re-refine the window,
     recompute the affected years' erosion, republish what changed, refresh the catalog."""
     from lpqlc.classify.run import refine_quarters, run_classify
+    from lpqlc.lock import publish_lock
 
     model, ident, summary = start_run(cfg, model)
     if plan.empty:
         return summary
-    dirs = work_dirs(cfg)
-    endpoint = cfg.storage.endpoint_url
-    with timed(summary, "composite"):
-        ok = composite_quarters(cfg, plan.process, summary, client=client, progress=progress, force=True)
-    failed = set(plan.process) - set(ok)
-    context = [q for q in plan.context if q not in failed]
-    refine = [q for q in plan.refine if q not in failed]
-    # a published quarter whose raw prediction is gone from the working folder is classified again
-    grid = OutputGrid.from_config(cfg)
-    first_tile = {q: tile_id(next(iter(grid.iter_tiles(q)))[0]) for q in context}
-    missing = [q for q in context if q not in ok and not exists(f"{dirs['classify']}/raw/{q}/{first_tile[q]}/class.tif", endpoint)]
-    summary.quarters = sorted(set(ok))
-    with timed(summary, "classify + refine"):
-        if ok or missing:
-            run_classify(cfg, model, sorted(set(ok) | set(missing)), dirs["classify"], composites=dirs["composites"],
-                         client=client, progress=progress, refine=False)  # fmt: skip
-        refine_quarters(cfg, dirs["classify"], refine, context, client=client, progress=progress)
-    years = {q.year for q in refine}
-    erosion_quarters = [q for q in context if q.year in years]
-    return publish_chain(cfg, summary, ident, refine, context, erosion_quarters, client=client, progress=progress)
+    with publish_lock(cfg, "update"):  # one writer per publish URL (lpqlc/lock.py)
+        dirs = work_dirs(cfg)
+        endpoint = cfg.storage.endpoint_url
+        with timed(summary, "composite"):
+            ok = composite_quarters(cfg, plan.process, summary, client=client, progress=progress, force=True)
+        failed = set(plan.process) - set(ok)
+        context = [q for q in plan.context if q not in failed]
+        refine = [q for q in plan.refine if q not in failed]
+        # a published quarter whose raw prediction is gone from the working folder is classified again
+        grid = OutputGrid.from_config(cfg)
+        first_tile = {q: tile_id(next(iter(grid.iter_tiles(q)))[0]) for q in context}
+        missing = [q for q in context if q not in ok and not exists(f"{dirs['classify']}/raw/{q}/{first_tile[q]}/class.tif", endpoint)]
+        summary.quarters = sorted(set(ok))
+        with timed(summary, "classify + refine"):
+            if ok or missing:
+                run_classify(cfg, model, sorted(set(ok) | set(missing)), dirs["classify"], composites=dirs["composites"],
+                             client=client, progress=progress, refine=False)  # fmt: skip
+            refine_quarters(cfg, dirs["classify"], refine, context, client=client, progress=progress)
+        years = {q.year for q in refine}
+        erosion_quarters = [q for q in context if q.year in years]
+        return publish_chain(cfg, summary, ident, refine, context, erosion_quarters, client=client, progress=progress)
