@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from lpqlc.publish.catalog import item_url, read_item
+from lpqlc.publish.catalog import item_url, read_inputs, read_item
 from lpqlc.publish.stacapi import ingest
 from lpqlc.publish.validate import validate_stac
 from lpqlc.sample.archive import SampleArchive
@@ -123,7 +123,9 @@ def test_update_processes_only_the_new_quarter_and_its_window(s2_collection: Any
     assert lc_after["properties"]["version"] == "2" and lc_after["properties"]["lpqlc:window"] == ["2021Q4", "2022Q1"]
     assert lc_after["properties"]["created"] == lc_before["properties"]["created"]
     assert lc_after["properties"]["updated"] >= lc_before["properties"]["updated"]
-    assert set(lc_after["properties"]["lpqlc:inputs"]) > set(lc_before["properties"]["lpqlc:inputs"])
+    lc_url = item_url(cfg.publish_url, "lpqlc-landcover", "lpqlc-landcover-2021Q4-x000y000")
+    # (the v1 document links ./v1/lineage.json, relative to the item's folder where it was read)
+    assert set(read_inputs(lc_url, lc_after, cfg.storage.endpoint_url)) > set(read_inputs(lc_url, lc_before, cfg.storage.endpoint_url))
     # 2021Q4's erosion changes exactly where its land-cover pixels changed
     for tile in ("x000y000", "x001y000", "x000y001", "x001y001"):
         old = _item(cfg, "lpqlc-landcover", "2021Q4", tile, version=1)["assets"]["landcover"]["file:checksum"]
@@ -201,7 +203,8 @@ def test_a_corrupt_cog_is_reported_and_the_quarter_still_produced(s2_collection:
         got = _item(cfg, c, "2021Q4")["properties"]
         assert set(got["lpqlc:unreadable_inputs"]) == {victim}, c
         assert got["lpqlc:flags"] == ["unreadable-inputs"] and "unreadable" in got["processing:lineage"]
-        assert victim not in got["lpqlc:inputs"]
+        url = item_url(cfg.publish_url, c, f"{c}-2021Q4-x000y000")
+        assert victim not in read_inputs(url, _item(cfg, c, "2021Q4"), cfg.storage.endpoint_url)
     assert "lpqlc:unreadable_inputs" not in _item(cfg, "lpqlc-landcover-confidence", "2022Q1")["properties"]
     comp = json.loads(read_bytes(f"{cfg.storage.url}/composites/2021Q4/composite.json", cfg.storage.endpoint_url))
     assert victim in comp["unreadable"] and victim not in comp["items"]
