@@ -11,7 +11,7 @@ two runs on the same catalog (a CronJob overlapping a backfill) never interleave
 - **renew**: a daemon thread rewrites the heartbeat every ``lock_timeout / 3`` with ``If-Match`` on
   the lease's ETag, so a slow run keeps its lease however long it lasts.
 - **stale**: a lease whose heartbeat is older than ``publish.lock_timeout`` (its run crashed or was
-  killed) is taken over with a compare-and-swap (``If-Match`` on the stale lease's ETag: of two runs
+  killed), or whose holder ran on this host and its process is gone, is taken over with a compare-and-swap (``If-Match`` on the stale lease's ETag: of two runs
   taking over at once exactly one wins); the takeover is logged with the old holder.
 - **release**: the lease is deleted at the end, only if it is still ours.
 
@@ -88,6 +88,20 @@ def _span(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60} min" if s >= 3600 else (f"{s // 60} min {s % 60} s" if s >= 60 else f"{s} s")
 
 
+def _dead_here(holder: Lease) -> bool:
+    """Whether the holder ran on this host and its process is gone (killed): stale at once, no need
+    to wait for the timeout. Other hosts (other pods) are judged by their heartbeat only."""
+    if holder.host != socket.gethostname() or holder.pid == os.getpid():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 def lock_url(publish_url: str) -> str:
     """``<publish_url>/_lock.json``."""
     return f"{publish_url.rstrip('/')}/_lock.json"
@@ -114,7 +128,7 @@ def acquire(url: str, command: str, timeout: float, endpoint: str | None = None)
         if holder.run_id == mine.run_id:  # our create succeeded but its answer was lost and retried
             return mine, got[1]
         started, beat = holder.age()
-        if beat < timeout:
+        if beat < timeout and not _dead_here(holder):
             raise LockHeldError(
                 f"another run holds the lock {url}: run {holder.run_id} ({holder.command!r}) on {holder.host} "
                 f"pid {holder.pid}, started {holder.started} ({_span(started)} ago), last heartbeat "

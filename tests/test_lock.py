@@ -94,3 +94,17 @@ def test_the_heartbeat_keeps_a_long_run_alive(stack: StackState) -> None:
         assert beat["run_id"] == lease.run_id and beat["heartbeat"] > first
         with pytest.raises(LockHeldError):
             acquire(lock_url(root), "intruder", 1.5, stack.s3_endpoint)
+
+
+def test_a_lease_of_a_killed_process_on_this_host_is_taken_over_at_once(stack: StackState) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    root = _root(stack)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    t = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # a fresh heartbeat: only the dead pid makes it stale
+    write_bytes(lock_url(root), Lease("killed", socket.gethostname(), int(gone.stdout), "run", t, t).to_bytes(),
+                stack.s3_endpoint)  # fmt: skip
+    with run_lock(root, "rerun", 600, stack.s3_endpoint) as lease:
+        assert json.loads(read_bytes(lock_url(root), stack.s3_endpoint))["run_id"] == lease.run_id
