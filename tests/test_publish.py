@@ -20,6 +20,7 @@ import yaml
 
 from lpqlc.composite.normalise import NormStats
 from lpqlc.config import PipelineConfig
+from lpqlc.errors import LpqlcError
 from lpqlc.model.checkpoint import Checkpoint, save_checkpoint
 from lpqlc.model.hrformer import HRFormer, hrformer_config
 from lpqlc.pipeline import RunSummary, run_pipeline
@@ -140,6 +141,31 @@ def test_kerchunk_datacube_equals_the_cogs_pixel_for_pixel(published: Published)
             row = int(round((tr.f - float(ds.y[0]) + tr.e / 2) / tr.e))
             np.testing.assert_array_equal(cube[ti, row : row + tile.shape[0], col : col + tile.shape[1]], tile)
             assert tile.dtype == cube.dtype
+
+
+def test_the_datacube_of_one_year_reads_only_that_years_references(published: Published,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import lpqlc.publish.datacube as dc
+
+    read: list[str] = []
+    real = dc.read_bytes
+    monkeypatch.setattr(dc, "read_bytes", lambda url, endpoint=None: read.append(url) or real(url, endpoint))
+    cid = "lpqlc-landcover"
+    index = str(published.root / cid / "datacube-10m.json")
+    ds = open_datacube(index, years=(2022, 2022))
+    assert read == [index, str(published.root / cid / "datacube" / "2022-10m.json")]  # the index and one year
+    assert ds.sizes["time"] == 1 and str(ds["time"].values[0]).startswith("2022-02") and ds["landcover"].chunks is not None
+    cube = ds["landcover"].values
+    items = [i for i in list_items(str(published.root), cid) if i["properties"]["lpqlc:period"] == "2022Q1"]
+    assert len(items) == 4
+    for it in items:
+        with rasterio.open(Path(item_url(str(published.root), cid, it["id"])).parent / it["assets"]["landcover"]["href"]) as src:
+            tile, tr = src.read(1), src.transform
+        col = int(round((tr.c - float(ds.x[0]) + tr.a / 2) / tr.a))
+        row = int(round((tr.f - float(ds.y[0]) + tr.e / 2) / tr.e))
+        np.testing.assert_array_equal(cube[0, row : row + tile.shape[0], col : col + tile.shape[1]], tile)
+    with pytest.raises(LpqlcError, match="no published year in 2030–2031"):
+        open_datacube(index, years=(2030, 2031))
 
 
 def test_geoparquet_export_holds_every_item(published: Published) -> None:
@@ -264,6 +290,9 @@ def test_run_cli_on_s3_ingests_into_the_stac_api(small_archive: SampleArchive, s
         block = src.read(1, window=((0, 64), (0, 64)))
         assert src.driver == "GTiff" and set(np.unique(block)) <= {0, *CLASSES}
     ds = open_datacube(f"s3://{stack.bucket}/run/stac/lpqlc-landcover/datacube-10m.json", stack.s3_endpoint)
+    one = subprocess.run([sys.executable, "-m", "lpqlc.cli", "datacube", f"s3://{stack.bucket}/run/stac/lpqlc-landcover/datacube-10m.json",
+                          "--years", "2022", "--endpoint-url", stack.s3_endpoint], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert one.returncode == 0 and "time: 1" in one.stdout, one.stdout[-2000:] + one.stderr[-2000:]
     with rasterio.Env(**gdal_env(stack.s3_endpoint)), rasterio.open(href) as src:
         tile, tr = src.read(1), src.transform
     ti = int(np.flatnonzero(ds["time"].values == np.datetime64(found[0].properties["datetime"].replace("Z", "")))[0])
