@@ -82,3 +82,19 @@ def test_one_changed_source_among_15000_is_still_detected(tmp_path: Path) -> Non
     # a reprocessed source (same id, newer `updated`) among 15,000 changes it
     assert source_digest(_sources(15_000)) == source_digest(dict(reversed(_sources(15_000).items())))
     assert source_digest(_sources(15_000, changed=7_321)) != source_digest(_sources(15_000))
+
+
+def test_a_published_catalog_is_searched_through_its_year_sub_catalogs(tmp_path: Path) -> None:
+    from lpqlc.publish.refresh import refresh_catalog
+    from lpqlc.publish.search import search_items
+
+    cfg = small_config("/nonexistent/catalog.json", storage=str(tmp_path / "store"))
+    ids = sorted(_sources(3))
+    iid, blobs, make = _maker(ids)
+    out = publish_item(cfg.publish_url, "lpqlc-landcover", iid, blobs, make, inputs=ids)
+    index = refresh_catalog(cfg, ("landcover",), outcomes=[out])
+    coll = json.loads(Path(index.collections["lpqlc-landcover"]).read_text())
+    assert [link["href"] for link in coll["links"] if link["rel"] == "child"] == ["./2021/catalog.json"]
+    catalog = f"{cfg.publish_url}/catalog.json"
+    assert [i.id for i in search_items(catalog, collections=["lpqlc-landcover"], datetime="2021-10-01/2021-12-31")] == [iid]
+    assert search_items(catalog, datetime="2022-01-01/2022-03-31") == []
