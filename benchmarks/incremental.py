@@ -1,17 +1,21 @@
-"""The cost of an incremental quarterly update against a full rerun of the same period.
+"""Incremental updates: what one new quarter costs as the archive grows, and what it saves.
 
-Input: the offline sample archive (seeded) over ``--start``…``--end`` and a `small` HRFormer checkpoint
-(random weights: cost does not depend on them). Setup (not timed): the period is published with the
-last quarter's imagery withheld from the source catalog. Then the last quarter's items land and
+``--mode catalog`` (default; deliverable 7 of issue 16): the publish side against the real SeaweedFS
+server (started here, as the tests do), on synthetic published archives of 16, 32, 64 and 100
+quarters (2 × 2 tiles, the three quarterly products; items made by the real item builder, COGs real
+and small). The measured step is what ``lpqlc update`` does after imagery for one new quarter lands:
+publish the new quarter's items, republish the changed items of the refined window (the previous
+quarter's land cover and erosion), refresh the catalog for those outcomes. Counted: wall time, S3
+requests and bytes read (every S3 call of the process, kerchunk's COG scans included: a counting hook
+on aiobotocore). Baseline, same archive, same run: the full catalog rebuild every update did before
+(``refresh_catalog`` without outcomes: list and read every item, scan every COG, rewrite every index).
+Then the datacube: open time and bytes downloaded to open one year vs the whole series.
 
-- ours: ``lpqlc update`` (plan from the published catalog, composite + classify the new quarter,
-  re-refine its window, recompute its year's erosion, republish what changed);
-- baseline: a full ``lpqlc run`` of the whole period into empty storage, as a pipeline without
-  incremental state would have to do.
+``--mode pipeline``: ``lpqlc update`` of one new quarter against a full ``lpqlc run`` of the whole
+period on the seeded sample archive (the earlier benchmark; docs/performance.md).
 
-Both on the same local Dask cluster. Prints both times and the ratio update / full rerun.
-
-    python benchmarks/incremental.py [--start 2020Q1] [--end 2021Q4] [--size 384] [--out DIR]
+    python benchmarks/incremental.py [--mode catalog] [--quarters 16,32,64,100]
+    python benchmarks/incremental.py --mode pipeline [--start 2020Q1] [--end 2021Q4] [--size 384]
 """
 
 from __future__ import annotations
@@ -23,13 +27,224 @@ import platform
 import shutil
 import tempfile
 import time
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import torch
+
+class Counter:
+    """S3 requests and bytes read by this process (a hook on aiobotocore's API call)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes_read = 0
+        self.ops: dict[str, int] = {}
+
+    @contextmanager
+    def counting(self) -> Iterator[Counter]:
+        import aiobotocore.client as ac
+
+        original = ac.AioBaseClient._make_api_call
+        me = self
+
+        async def counted(client: Any, operation: str, params: Any) -> Any:
+            out = await original(client, operation, params)
+            me.requests += 1
+            me.ops[operation] = me.ops.get(operation, 0) + 1
+            if operation == "GetObject":
+                me.bytes_read += int(out.get("ContentLength") or 0)
+            return out
+
+        ac.AioBaseClient._make_api_call = counted  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            ac.AioBaseClient._make_api_call = original  # type: ignore[method-assign]
+
+
+def _config(bucket: str, prefix: str, endpoint: str, first: str, last: str) -> Any:
+    from lpqlc.config import config_from_dict
+
+    return config_from_dict({
+        "name": "bench", "aoi": {"name": "bench", "bbox": [109.0, 36.0, 109.008, 36.008]},
+        "period": {"start": first, "end": last},
+        "grid": {"tile_size": 128, "chunk_size": 64, "resolutions": [{"start": "2000Q1", "resolution": 10.0}]},
+        "sources": {"catalog": "/nonexistent/catalog.json"},
+        "storage": {"url": f"s3://{bucket}/{prefix}", "endpoint_url": endpoint},
+    })  # fmt: skip
+
+
+PRODUCTS = {"landcover": "landcover", "landcover-confidence": "confidence", "erosion": "erosion"}
+
+
+def _blob(gbox: Any, asset: str, seed: int) -> bytes:
+    import numpy as np
+
+    from lpqlc.publish.cog import cog_bytes
+
+    rng = np.random.default_rng(seed)
+    if asset == "landcover":
+        data = rng.choice(np.array([10, 20, 30, 40, 50, 60, 80, 90], "uint8"), size=gbox.shape)
+        return cog_bytes(data, gbox.affine, gbox.crs.to_wkt(), nodata=0, overview_resampling="mode", blocksize=64)
+    data = rng.random(gbox.shape).astype("float32")
+    return cog_bytes(data, gbox.affine, gbox.crs.to_wkt(), nodata=float("nan"), overview_resampling="average", blocksize=64)
+
+
+def _maker(cfg: Any, key: str, q: Any, tile: str, gbox: Any, inputs: list[str]) -> Any:
+    from lpqlc.publish.collections import collection_id, item_assets
+    from lpqlc.publish.items import Period, build_item
+
+    def make(version: int, assets: Any, created: datetime, updated: datetime) -> dict[str, Any]:
+        return build_item(collection=collection_id(cfg, key), period=Period.of(q), tile=tile, gbox=gbox, assets=assets,
+                          item_assets=item_assets(cfg, key), version=version, created=created, updated=updated,
+                          lineage=f"synthetic {key} {q}", inputs=inputs, software={"lpqlc": "bench"})  # fmt: skip
+
+    return make
+
+
+def _seed_archive(cfg: Any, quarters: list[Any]) -> None:
+    """Write ``quarters`` of published items straight to S3 (bulk PUTs: setup, not measured)."""
+    from lpqlc.composite.run import tile_id
+    from lpqlc.grid import OutputGrid
+    from lpqlc.publish.catalog import _item_links, _lineage_link, item_url, lineage_document, to_json
+    from lpqlc.publish.collections import collection_id
+    from lpqlc.publish.items import Period, cog_info, item_id
+    from lpqlc.storage import open_filesystem
+
+    fs = open_filesystem(cfg.publish_url, cfg.storage.endpoint_url)
+    root = cfg.publish_url.rstrip("/")
+    tiles = list(OutputGrid.from_config(cfg).iter_tiles(quarters[0]))
+    now = datetime.now(UTC)
+    blobs = {(k, t): _blob(g, a, hash((k, t)) % 1000) for k, a in PRODUCTS.items() for t, g in tiles}
+    infos = {kt: cog_info(b, str(kt)) for kt, b in blobs.items()}
+    batch: dict[str, bytes] = {}
+    for q in quarters:
+        for key, asset in PRODUCTS.items():
+            cid = collection_id(cfg, key)
+            for index, gbox in tiles:
+                t = tile_id(index)
+                iid = item_id(cid, Period.of(q), t)
+                inputs = [f"S2_{q}_{i:04d}" for i in range(40)]
+                doc = _maker(cfg, key, q, t, gbox, inputs)(1, {asset: (f"./v1/{asset}.tif", infos[(key, index)])}, now, now)
+                url = item_url(root, cid, iid)
+                folder = url.rsplit("/", 1)[0]
+                doc["links"] = _item_links(cid, iid) + [_lineage_link("./v1/lineage.json")]
+                batch[f"{folder}/v1/{asset}.tif"] = blobs[(key, index)]
+                batch[f"{folder}/v1/lineage.json"] = to_json(lineage_document(doc, inputs))
+                batch[url] = to_json(doc)
+    fs.pipe({k.removeprefix("s3://"): v for k, v in batch.items()})
+
+
+def _publish_step(cfg: Any, new_q: Any, prev_q: Any) -> list[Any]:
+    """What ``lpqlc update`` publishes for one new quarter: its items, and the refined window's changes."""
+    from lpqlc.composite.run import tile_id
+    from lpqlc.grid import OutputGrid
+    from lpqlc.publish.catalog import publish_item
+    from lpqlc.publish.collections import collection_id
+    from lpqlc.publish.items import Period, item_id
+
+    root = cfg.publish_url.rstrip("/")
+    outcomes = []
+    tiles = list(OutputGrid.from_config(cfg).iter_tiles(new_q))
+    for q, keys, seed in ((new_q, PRODUCTS, 7), (prev_q, ("landcover", "erosion"), 8)):  # new quarter; refined window
+        for key in keys:
+            cid = collection_id(cfg, key)
+            for index, gbox in tiles:
+                t = tile_id(index)
+                make = _maker(cfg, key, q, t, gbox, [f"S2_{q}_{i:04d}" for i in range(41)])
+                blob = _blob(gbox, PRODUCTS[key], seed)
+                outcomes.append(publish_item(root, cid, item_id(cid, Period.of(q), t), {PRODUCTS[key]: blob}, make,
+                                             inputs=[f"S2_{q}_{i:04d}" for i in range(41)], endpoint=cfg.storage.endpoint_url))  # fmt: skip
+    return outcomes
+
+
+def catalog_main(args: argparse.Namespace) -> None:
+    """``--mode catalog``: see the module doc."""
+    from lpqlc.publish.datacube import open_datacube
+    from lpqlc.publish.refresh import refresh_catalog
+    from lpqlc.quarter import Quarter
+    from lpqlc.stack import LocalStack
+
+    sizes = [int(n) for n in args.quarters.split(",")]
+    folder = Path(tempfile.mkdtemp(prefix="lpqlc-bench-stack-"))
+    os.chmod(folder, 0o755)
+    local = LocalStack(folder)
+    state = local.up(bucket="lpqlc-bench")
+    os.environ.update(state.env())
+    rows = []
+    try:
+        for n in sizes:
+            first = Quarter(2000, 1)
+            quarters = [first + i for i in range(n)]
+            new_q = quarters[-1] + 1
+            cfg = _config(state.bucket, f"bench-{n}", state.s3_endpoint, str(first), str(new_q))
+            t0 = time.perf_counter()
+            _seed_archive(cfg, quarters)
+            setup = time.perf_counter() - t0
+            b = Counter()  # baseline: the full rebuild every update did before (it also makes the catalog)
+            with b.counting():
+                t0 = time.perf_counter()
+                refresh_catalog(cfg, tuple(PRODUCTS))
+                base_wall = time.perf_counter() - t0
+            p = Counter()  # publishing the new quarter and the window: the same cost either way
+            with p.counting():
+                t0 = time.perf_counter()
+                outcomes = _publish_step(cfg, new_q, quarters[-1])
+                pub_wall = time.perf_counter() - t0
+            c = Counter()
+            with c.counting():
+                t0 = time.perf_counter()
+                idx = refresh_catalog(cfg, tuple(PRODUCTS), outcomes=outcomes)
+                wall = time.perf_counter() - t0
+            cube = f"{cfg.publish_url}/lpqlc-landcover/datacube-10m.json"
+            opened = {}
+            for label, years in (("1 year", (new_q.year, new_q.year)), ("all years", None)):
+                o = Counter()
+                with o.counting():
+                    t0 = time.perf_counter()
+                    ds = open_datacube(cube, cfg.storage.endpoint_url, years=years)
+                    opened[label] = (time.perf_counter() - t0, o.bytes_read, o.requests, ds.sizes["time"])
+            rows.append((n, wall, c, pub_wall, p))
+            print(f"{n:3d} quarters (+1 new): seed {setup:.1f} s | publish step {pub_wall:.2f} s, {p.requests} requests, "
+                  f"{p.bytes_read / 1e3:.1f} kB read | catalog refresh, ours (incremental): {wall:.2f} s, {c.requests} "
+                  f"requests, {c.bytes_read / 1e3:.1f} kB read, {len(idx.written)} documents written | baseline (full "
+                  f"rebuild): {base_wall:.2f} s, {b.requests} requests, {b.bytes_read / 1e3:.1f} kB read", flush=True)  # fmt: skip
+            print(f"    ratio ours/baseline, catalog refresh: time {wall / base_wall:.3f}, requests {c.requests / b.requests:.3f}, "
+                  f"bytes {c.bytes_read / max(1, b.bytes_read):.3f}; whole update step (publish + refresh): requests "
+                  f"{(p.requests + c.requests) / (p.requests + b.requests):.3f}, bytes "
+                  f"{(p.bytes_read + c.bytes_read) / max(1, p.bytes_read + b.bytes_read):.3f}", flush=True)  # fmt: skip
+            for label, (t, nbytes, reqs, steps) in opened.items():
+                print(f"    datacube open, {label}: {t:.2f} s, {reqs} requests, {nbytes / 1e3:.1f} kB downloaded, {steps} time steps",
+                      flush=True)  # fmt: skip
+    finally:
+        local.down(purge=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs: "
+          "absolute times are disturbed, request and byte counts are exact)")  # fmt: skip
+    r0 = rows[0]
+    for n, wall, c, pub_wall, p in rows:
+        print(f"update step (publish + incremental refresh) at {n} quarters / at {r0[0]}: time "
+              f"{(wall + pub_wall) / (r0[1] + r0[3]):.2f}, requests {(c.requests + p.requests) / (r0[2].requests + r0[4].requests):.2f}, "
+              f"bytes read {(c.bytes_read + p.bytes_read) / max(1, r0[2].bytes_read + r0[4].bytes_read):.2f}")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=("catalog", "pipeline"), default="catalog")
+    ap.add_argument("--quarters", default="16,32,64,100")
+    ap.add_argument("--start", default="2020Q1")
+    ap.add_argument("--end", default="2021Q4")
+    ap.add_argument("--size", type=int, default=384)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    (catalog_main if args.mode == "catalog" else pipeline_main)(args)
 
 
 def _model(path: Path) -> str:
+    import torch
+
     from lpqlc.composite.normalise import NormStats
     from lpqlc.model.checkpoint import Checkpoint, save_checkpoint
     from lpqlc.model.hrformer import HRFormer, hrformer_config
@@ -62,13 +277,9 @@ def _withhold(catalog: Path, collection: str, quarter: str) -> list[dict]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--start", default="2020Q1")
-    ap.add_argument("--end", default="2021Q4")
-    ap.add_argument("--size", type=int, default=384)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
+def pipeline_main(args: argparse.Namespace) -> None:
+    """``--mode pipeline``: update vs full rerun on the sample archive (see the module doc)."""
+    import torch
 
     from lpqlc.cluster import open_client
     from lpqlc.config import load_config
@@ -121,6 +332,7 @@ def main() -> None:
           f"{t_update:.1f} s  [{'; '.join(summary.lines()[2:6])}]")  # fmt: skip
     print(f"full rerun of {n} quarters: {t_full:.1f} s")
     print(f"ratio update / full rerun: {t_update / t_full:.3f}")
+
 
 
 if __name__ == "__main__":

@@ -372,20 +372,24 @@ def update_cmd(
     config: Annotated[Path, typer.Option(help="Pipeline YAML.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
     model: Annotated[str | None, typer.Option(help="Land-cover checkpoint (default: model.checkpoint of the config).")] = None,
+    rescan: Annotated[bool, typer.Option("--rescan", help="Search every quarter of the period (reprocessing campaigns).")] = False,
 ) -> None:
     """Bring the published products up to date: find new quarters and quarters whose source items
     changed (from the catalog's own lineage), print the plan, then redo and republish only those."""
     from lpqlc.cluster import open_client
     from lpqlc.config import load_config
-    from lpqlc.update import plan_update, run_update
+    from lpqlc.update import plan_update, record_empty, run_update
 
     cfg = load_config(config)
     with _progress() as bar:
-        plan = plan_update(cfg, progress=_ticker(bar, "plan"))
+        plan = plan_update(cfg, progress=_ticker(bar, "plan"), rescan=rescan)
     out.print("plan:", soft_wrap=True)
     for line in plan.lines():
         out.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
-    if dry_run or plan.empty:
+    if dry_run:
+        return
+    if plan.empty:
+        record_empty(cfg, plan)  # the next plan asks only for what changed since this one searched
         return
     with open_client(cfg.cluster) as client, _progress() as bar:
         tick = _ticker(bar, "update")
@@ -422,13 +426,14 @@ def search_cmd(
 
 @app.command("datacube")
 def datacube_cmd(
-    url: Annotated[str, typer.Argument(help="A datacube reference file (…/<collection>/datacube-10m.json), local or s3://.")],
+    url: Annotated[str, typer.Argument(help="A datacube index (…/<collection>/datacube-10m.json), local or s3://.")],
     endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint (default: AWS_ENDPOINT_URL).")] = None,
+    years: Annotated[str | None, typer.Option(help="Only these years, e.g. 2020:2024 (downloads only their references).")] = None,
 ) -> None:
     """Open a product's kerchunk datacube lazily and print it, with the lines that open it in Python."""
-    from lpqlc.publish.datacube import open_datacube
+    from lpqlc.publish.datacube import open_datacube, parse_years
 
-    ds = open_datacube(url, endpoint_url)
+    ds = open_datacube(url, endpoint_url, years=parse_years(years))
     out.print(str(ds), markup=False, highlight=False, soft_wrap=True)
     out.print("open it in Python:", soft_wrap=True)
     out.print(f"  from lpqlc.publish.datacube import open_datacube; ds = open_datacube({url!r})", soft_wrap=True,

@@ -103,17 +103,19 @@ def run_pipeline(
     :class:`ConfigError` when there is none; per-quarter failures are collected in the summary.
     """
     from lpqlc.classify.run import run_classify
+    from lpqlc.lock import publish_lock
 
     model, ident, summary = start_run(cfg, model)
     dirs = work_dirs(cfg)
-    with timed(summary, "composite"):
-        ok = composite_quarters(cfg, sorted(quarters or cfg.quarters), summary, client=client, progress=progress)
-    if not ok:
-        return summary
-    summary.quarters = ok
-    with timed(summary, "classify + refine"):
-        run_classify(cfg, model, ok, dirs["classify"], composites=dirs["composites"], client=client, progress=progress)
-    return publish_chain(cfg, summary, ident, ok, ok, ok, client=client, progress=progress)
+    with publish_lock(cfg, "run"):  # one writer per publish URL (lpqlc/lock.py)
+        with timed(summary, "composite"):
+            ok = composite_quarters(cfg, sorted(quarters or cfg.quarters), summary, client=client, progress=progress)
+        if not ok:
+            return summary
+        summary.quarters = ok
+        with timed(summary, "classify + refine"):
+            run_classify(cfg, model, ok, dirs["classify"], composites=dirs["composites"], client=client, progress=progress)
+        return publish_chain(cfg, summary, ident, ok, ok, ok, client=client, progress=progress)
 
 
 def start_run(cfg: PipelineConfig, model: str | None) -> tuple[str, dict[str, str], RunSummary]:
@@ -145,9 +147,11 @@ def publish_chain(cfg: PipelineConfig, summary: RunSummary, model: dict[str, str
     )
 
     dirs = work_dirs(cfg)
+    outcomes = []  # what was published: the catalog refresh indexes only these (lpqlc/publish/refresh.py)
     with timed(summary, "publish land cover"):
         specs = landcover_specs(cfg, dirs["classify"], dirs["composites"], landcover_quarters, model, context=context)
-        summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish land cover"))
+        outcomes += publish_items(cfg, specs, client=client, progress=progress, stage="publish land cover")
+        summary.count(outcomes)
     with timed(summary, "erosion"):
         landcover = f"{dirs['classify']}/refined/{{quarter}}/{{tile}}/class.tif"
         ero = run_erosion(cfg, list(erosion_quarters), dirs["erosion"], landcover=landcover, composites=dirs["composites"],
@@ -155,9 +159,10 @@ def publish_chain(cfg: PipelineConfig, summary: RunSummary, model: dict[str, str
         summary.years = ero.years
     with timed(summary, "publish erosion"):
         specs = erosion_specs(cfg, dirs["erosion"], dirs["composites"], erosion_quarters, ero.years)
-        summary.count(publish_items(cfg, specs, client=client, progress=progress, stage="publish erosion"))
+        erosion = publish_items(cfg, specs, client=client, progress=progress, stage="publish erosion")
+        summary.count(erosion)
     with timed(summary, "catalog"):
-        summary.catalog = refresh_catalog(cfg, client=client, progress=progress)
+        summary.catalog = refresh_catalog(cfg, client=client, progress=progress, outcomes=outcomes + erosion)
     return summary
 
 

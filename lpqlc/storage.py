@@ -30,7 +30,7 @@ import fsspec
 from lpqlc.errors import StorageError
 
 __all__ = ["StorageURL", "parse_storage_url", "open_filesystem", "write_bytes", "read_bytes", "exists", "put_file", "gdal_env",
-           "remove", "list_files", "retrying", "transient"]
+           "remove", "list_files", "retrying", "transient", "read_versioned", "create_exclusive", "replace_if_match"]
 
 log = logging.getLogger(__name__)
 
@@ -260,3 +260,110 @@ def list_files(url: str, pattern: str, endpoint_url: str | None = None) -> list[
     found = retrying(lambda: fs.glob(f"{base.rstrip('/')}/{pattern}"), f"listing {loc.url}")
     prefix = "" if loc.protocol == "file" else f"{loc.protocol}://"
     return sorted(f"{prefix}{p}" if loc.protocol != "file" else p for p in found)
+
+
+# ----------------------------------------------------------------------------------- conditional writes
+#: What a conditional write reports when its precondition did not hold (the object exists, or changed).
+_PRECONDITION_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    cause = exc.__cause__ or exc.__context__
+    code = str(getattr(cause, "response", {}).get("Error", {}).get("Code", "")) if cause is not None else ""
+    return code in _PRECONDITION_CODES or "pre-condition" in str(exc) or "precondition" in str(exc).lower()
+
+
+def read_versioned(url: str, endpoint_url: str | None = None) -> tuple[bytes, str] | None:
+    """The object at ``url`` and its version tag (the S3 ETag; a content digest for a local file), or
+    None when there is none. Pass the tag to :func:`replace_if_match` to swap it only if unchanged."""
+    import hashlib
+
+    loc = parse_storage_url(url, what="URL")
+    if loc.protocol == "file":
+        try:
+            data = Path(loc.root).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+    fs = open_filesystem(loc, endpoint_url)
+    bucket, key, _ = fs.split_path(_strip(loc.url))
+    try:
+        resp = retrying(lambda: fs.call_s3("get_object", Bucket=bucket, Key=key), f"reading {loc.url}")
+        body = _sync_read(fs, resp["Body"])
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageError(f"cannot read {loc.url}: {exc}") from exc
+    return bytes(body), str(resp["ETag"])
+
+
+def _sync_read(fs: Any, body: Any) -> bytes:
+    from fsspec.asyn import sync
+
+    async def read() -> bytes:
+        async with body as stream:
+            return bytes(await stream.read())
+
+    return bytes(sync(fs.loop, read))
+
+
+def create_exclusive(url: str, data: bytes, endpoint_url: str | None = None) -> bool:
+    """Create the object at ``url`` only if there is none: True when this call created it, False when
+    an object was already there. S3: one ``PUT`` with ``If-None-Match: *`` (atomic on AWS S3 and
+    SeaweedFS; a server that ignores the header would make this unsafe — see docs/updates.md);
+    local: ``O_CREAT | O_EXCL``."""
+    loc = parse_storage_url(url, what="URL")
+    if loc.protocol == "file":
+        path = Path(loc.root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return True
+    fs = open_filesystem(loc, endpoint_url)
+    bucket, key, _ = fs.split_path(_strip(loc.url))
+    try:
+        retrying(lambda: fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*"),
+                 f"creating {loc.url}")  # fmt: skip
+    except OSError as exc:
+        if _precondition_failed(exc):
+            return False
+        raise StorageError(f"cannot create {loc.url}: {exc}") from exc
+    finally:
+        fs.invalidate_cache(_strip(loc.url))
+    return True
+
+
+def replace_if_match(url: str, data: bytes, tag: str, endpoint_url: str | None = None) -> bool:
+    """Overwrite ``url`` with ``data`` only if it still has version ``tag`` (from :func:`read_versioned`):
+    True when replaced, False when it changed or vanished meanwhile. S3: ``PUT`` with ``If-Match``;
+    local: compare and rename under an exclusive ``flock`` of a sibling ``.guard`` file."""
+    loc = parse_storage_url(url, what="URL")
+    if loc.protocol == "file":
+        import fcntl
+
+        path = Path(loc.root)
+        with open(path.with_name(f".{path.name}.guard"), "a+b") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            now = read_versioned(url)
+            if now is None or now[1] != tag:
+                return False
+            _replace_atomically(path, lambda fh: fh.write(data))
+            return True
+    fs = open_filesystem(loc, endpoint_url)
+    bucket, key, _ = fs.split_path(_strip(loc.url))
+    try:
+        retrying(lambda: fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfMatch=tag),
+                 f"replacing {loc.url}")  # fmt: skip
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if _precondition_failed(exc):
+            return False
+        raise StorageError(f"cannot replace {loc.url}: {exc}") from exc
+    finally:
+        fs.invalidate_cache(_strip(loc.url))
+    return True

@@ -13,14 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lpqlc.cluster import compute_bounded
-from lpqlc.storage import exists, read_bytes, write_bytes
+from lpqlc.storage import exists, list_files, read_bytes, write_bytes
 
-__all__ = ["Unit", "unit_key", "run_units", "marker_key"]
+__all__ = ["Unit", "unit_key", "run_units", "marker_key", "existing_markers"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,22 @@ class Unit:
         return f"{self.folder}/_unit.json"
 
 
+def existing_markers(units: Sequence[Unit], endpoint: str | None = None) -> set[str]:
+    """The markers of ``units`` that exist, found with one listing per parent folder of the units'
+    folders (``…/<quarter>/*/_unit.json``) instead of one request per unit."""
+    by_parent: dict[str, list[Unit]] = {}
+    for u in units:
+        by_parent.setdefault(posixpath.dirname(u.folder.rstrip("/")), []).append(u)
+    found: set[str] = set()
+    for parent, group in by_parent.items():
+        if len(group) == 1:  # a listing costs as much as one look-up
+            found.update(u.marker for u in group if exists(u.marker, endpoint))
+            continue
+        listed = set(list_files(parent, "*/_unit.json", endpoint))
+        found.update(u.marker for u in group if u.marker in listed)
+    return found
+
+
 def run_units(units: Sequence[Unit], client: Any, stage: str, *, endpoint: str | None = None,
               progress: Callable[[str, int, int], None] | None = None,
               encode: Callable[[Any], Any] = lambda r: r, decode: Callable[[Any], Any] = lambda r: r) -> list[Any]:  # fmt: skip
@@ -60,8 +77,9 @@ def run_units(units: Sequence[Unit], client: Any, stage: str, *, endpoint: str |
     (:func:`lpqlc.cluster.compute_bounded`) otherwise. ``encode``/``decode`` map a result to JSON and back."""
     results: list[Any] = [None] * len(units)
     todo = []
+    present = existing_markers(units, endpoint)
     for i, u in enumerate(units):
-        if exists(u.marker, endpoint):
+        if u.marker in present:
             doc = json.loads(read_bytes(u.marker, endpoint))
             if doc.get("key") == u.key:
                 results[i] = decode(doc["result"])

@@ -20,12 +20,13 @@ import yaml
 
 from lpqlc.composite.normalise import NormStats
 from lpqlc.config import PipelineConfig
+from lpqlc.errors import LpqlcError
 from lpqlc.model.checkpoint import Checkpoint, save_checkpoint
 from lpqlc.model.hrformer import HRFormer, hrformer_config
 from lpqlc.pipeline import RunSummary, run_pipeline
-from lpqlc.publish.catalog import item_url, list_items, publish_item
+from lpqlc.publish.catalog import item_url, list_items, publish_item, read_inputs
 from lpqlc.publish.datacube import open_datacube
-from lpqlc.publish.items import build_item, item_id
+from lpqlc.publish.items import build_item, inputs_digest, item_id
 from lpqlc.publish.validate import validate_stac
 from lpqlc.sample.archive import SampleArchive
 from lpqlc.stack import StackState
@@ -95,7 +96,8 @@ def test_every_output_cog_passes_rio_cogeo_validate(published: Published) -> Non
 
 
 def test_items_and_collections_validate_offline_with_their_extensions(published: Published) -> None:
-    docs = [json.loads(p.read_text()) for p in published.root.rglob("*.json") if not p.name.startswith("datacube")]
+    docs = [json.loads(p.read_text()) for p in published.root.rglob("*.json")
+            if not p.name.startswith("datacube") and p.parent.name != "datacube" and p.name != "lineage.json"]  # fmt: skip
     kinds: dict[str, int] = {}
     for doc in docs:
         checked = validate_stac(doc)
@@ -103,19 +105,23 @@ def test_items_and_collections_validate_offline_with_their_extensions(published:
         if doc["type"] == "Feature":
             assert any("projection/v1.2.0" in c for c in checked) and any("processing" in c for c in checked)
             assert any("file/v2.1.0" in c for c in checked) and any("raster/v1.1.0" in c for c in checked)
-    assert kinds == {"Catalog": 1, "Collection": 3, "Feature": 24}
+    assert kinds == {"Catalog": 1 + 3 * 2, "Collection": 3, "Feature": 24}  # the root and a sub-catalog per year
     item = json.loads(Path(item_url(str(published.root), "lpqlc-landcover", "lpqlc-landcover-2021Q4-x000y000")).read_text())
     p = item["properties"]
     assert p["version"] == "1" and p["created"] == p["updated"] and p["start_datetime"] == "2021-10-01T00:00:00Z"
     assert "proj:code" in p and "proj:epsg" in p and p["proj:wkt2"].startswith("PROJCRS")  # custom Albers: no code
-    assert p["processing:software"]["lpqlc"] and p["lpqlc:inputs"] and all(i in p["processing:lineage"] for i in p["lpqlc:inputs"])
+    url = item_url(str(published.root), "lpqlc-landcover", item["id"])
+    inputs = read_inputs(url, item)  # the ids are in the lineage document beside the item, the digest in it
+    assert p["processing:software"]["lpqlc"] and inputs and p["lpqlc:inputs_count"] == len(inputs)
+    assert p["lpqlc:inputs_digest"] == inputs_digest(inputs) and f"{len(inputs)} source items" in p["processing:lineage"]
     asset = item["assets"]["landcover"]
     blob = (Path(item_url(str(published.root), "lpqlc-landcover", item["id"])).parent / asset["href"]).read_bytes()
     assert asset["file:checksum"] == "1220" + hashlib.sha256(blob).hexdigest() and asset["file:size"] == len(blob)
     assert [c["value"] for c in asset["classification:classes"]] == CLASSES
-    ero = json.loads(next((published.root / "lpqlc-erosion").glob("*/*.json")).read_text())
+    ero_url = next((published.root / "lpqlc-erosion").glob("*/lpqlc-*.json"))
+    ero = json.loads(ero_url.read_text())
     assert ero["assets"]["erosion"]["raster:bands"][0]["unit"] == "t hm-2 q-1"
-    assert any(i.startswith("lpqlc-landcover-") for i in ero["properties"]["lpqlc:inputs"])
+    assert any(i.startswith("lpqlc-landcover-") for i in read_inputs(str(ero_url), ero))
 
 
 def test_kerchunk_datacube_equals_the_cogs_pixel_for_pixel(published: Published) -> None:
@@ -137,12 +143,38 @@ def test_kerchunk_datacube_equals_the_cogs_pixel_for_pixel(published: Published)
             assert tile.dtype == cube.dtype
 
 
+def test_the_datacube_of_one_year_reads_only_that_years_references(published: Published,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import lpqlc.publish.datacube as dc
+
+    read: list[str] = []
+    real = dc.read_bytes
+    monkeypatch.setattr(dc, "read_bytes", lambda url, endpoint=None: read.append(url) or real(url, endpoint))
+    cid = "lpqlc-landcover"
+    index = str(published.root / cid / "datacube-10m.json")
+    ds = open_datacube(index, years=(2022, 2022))
+    assert read == [index, str(published.root / cid / "datacube" / "2022-10m.json")]  # the index and one year
+    assert ds.sizes["time"] == 1 and str(ds["time"].values[0]).startswith("2022-02") and ds["landcover"].chunks is not None
+    cube = ds["landcover"].values
+    items = [i for i in list_items(str(published.root), cid) if i["properties"]["lpqlc:period"] == "2022Q1"]
+    assert len(items) == 4
+    for it in items:
+        with rasterio.open(Path(item_url(str(published.root), cid, it["id"])).parent / it["assets"]["landcover"]["href"]) as src:
+            tile, tr = src.read(1), src.transform
+        col = int(round((tr.c - float(ds.x[0]) + tr.a / 2) / tr.a))
+        row = int(round((tr.f - float(ds.y[0]) + tr.e / 2) / tr.e))
+        np.testing.assert_array_equal(cube[0, row : row + tile.shape[0], col : col + tile.shape[1]], tile)
+    with pytest.raises(LpqlcError, match="no published year in 2030–2031"):
+        open_datacube(index, years=(2030, 2031))
+
+
 def test_geoparquet_export_holds_every_item(published: Published) -> None:
     import pyarrow.parquet as pq
     from stac_geoparquet.arrow import stac_table_to_items
 
-    table = pq.read_table(published.root / "lpqlc-landcover" / "items.parquet")
-    items = list(stac_table_to_items(table))
+    parts = sorted((published.root / "lpqlc-landcover" / "geoparquet").glob("year=*/items.parquet"))
+    assert [p.parent.name for p in parts] == ["year=2021", "year=2022"]  # partitioned by year
+    items = [i for p in parts for i in stac_table_to_items(pq.read_table(p))]
     assert sorted(i["id"] for i in items) == [i["id"] for i in list_items(str(published.root), "lpqlc-landcover")]
     assert all(i["assets"]["landcover"]["href"].startswith(str(published.root)) for i in items)  # absolute hrefs
 
@@ -258,6 +290,9 @@ def test_run_cli_on_s3_ingests_into_the_stac_api(small_archive: SampleArchive, s
         block = src.read(1, window=((0, 64), (0, 64)))
         assert src.driver == "GTiff" and set(np.unique(block)) <= {0, *CLASSES}
     ds = open_datacube(f"s3://{stack.bucket}/run/stac/lpqlc-landcover/datacube-10m.json", stack.s3_endpoint)
+    one = subprocess.run([sys.executable, "-m", "lpqlc.cli", "datacube", f"s3://{stack.bucket}/run/stac/lpqlc-landcover/datacube-10m.json",
+                          "--years", "2022", "--endpoint-url", stack.s3_endpoint], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert one.returncode == 0 and "time: 1" in one.stdout, one.stdout[-2000:] + one.stderr[-2000:]
     with rasterio.Env(**gdal_env(stack.s3_endpoint)), rasterio.open(href) as src:
         tile, tr = src.read(1), src.transform
     ti = int(np.flatnonzero(ds["time"].values == np.datetime64(found[0].properties["datetime"].replace("Z", "")))[0])

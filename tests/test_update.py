@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from lpqlc.publish.catalog import item_url, read_item
+from lpqlc.publish.catalog import item_url, list_items, read_inputs, read_item
 from lpqlc.publish.stacapi import ingest
 from lpqlc.publish.validate import validate_stac
 from lpqlc.sample.archive import SampleArchive
@@ -110,9 +110,38 @@ def test_update_processes_only_the_new_quarter_and_its_window(s2_collection: Any
     assert read_item(item_url(cfg.publish_url, "lpqlc-landcover", "lpqlc-landcover-2022Q1-x000y000"),
                      cfg.storage.endpoint_url) is None  # a dry run writes nothing
 
-    res = _lpqlc("update", "--config", str(config))
-    assert res.returncode == 0, res.stderr[-3000:]
+    stamps = _stamps(cfg)
+    # two updates at once (a CronJob overlapping a manual run): one runs, the other is refused by the lock
+    cmd = [sys.executable, "-m", "lpqlc.cli", "update", "--config", str(config)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    ran = [i for i, p in enumerate(procs) if p.returncode == 0]
+    assert len(ran) == 1, [o[1][-2000:] for o in outs]
+    res = subprocess.CompletedProcess(cmd, 0, *outs[ran[0]])
+    refused = " ".join(outs[1 - ran[0]])
+    assert procs[1 - ran[0]].returncode != 0 and "another run holds the lock" in refused and "ago" in refused
     assert "composite + classify: 2022Q1" in res.stdout
+    _check_catalog(cfg)  # valid and complete after the race
+
+    # what the update wrote: the new quarter's items, the refined window's changed items, the year's
+    # changed erosion items, and the partitions (year sub-catalog, stac-geoparquet, references) of those
+    written = sorted(k for k, t in _stamps(cfg).items() if stamps.get(k) != t)
+    assert [k for k in written if "/" not in k] == ["_update.json"]  # the root catalog was not rewritten; the lock is gone
+    written = [k for k in written if "/" in k]
+    changed_items = {k.split("/")[1] for k in written if k.split("/")[1].startswith("lpqlc-")}
+    for iid in changed_items:
+        c, period = iid.rsplit("-", 2)[0], iid.rsplit("-", 2)[1]
+        assert period == "2022Q1" or (period == "2021Q4" and c != "lpqlc-landcover-confidence"), iid
+    touched = {(k.split("/")[0], y) for k in written for y in ("2021", "2022") if f"/{y}/" in k or f"{y}-" in k.split("/")[-1]
+               or f"year={y}" in k}  # fmt: skip
+    assert ("lpqlc-landcover-confidence", "2021") not in touched  # no 2021 confidence item changed: its partitions untouched
+    assert {("lpqlc-landcover", "2021"), ("lpqlc-landcover", "2022"), ("lpqlc-landcover-confidence", "2022")} <= touched
+    others = [k for k in written if not k.split("/")[1].startswith("lpqlc-") and k.count("/") >= 1
+              and not any(p in k for p in ("/2021/", "/2022/", "year=2021", "year=2022", "/datacube/2021-", "/datacube/2022-"))
+              and k.split("/")[-1] not in ("collection.json", "datacube-10m.json")]  # fmt: skip
+    assert others == [], others
+    n_items = len(changed_items)
+    assert len(written) <= 5 * n_items + 3 * 11, (len(written), n_items)  # per item: JSON, COGs, lineage; per collection: 11 documents
     for c in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):  # 2022Q1 is new everywhere
         assert _item(cfg, c, "2022Q1")["properties"]["version"] == "1"
     # 2021Q4's confidence depends on its own scenes only: byte-identical
@@ -123,7 +152,9 @@ def test_update_processes_only_the_new_quarter_and_its_window(s2_collection: Any
     assert lc_after["properties"]["version"] == "2" and lc_after["properties"]["lpqlc:window"] == ["2021Q4", "2022Q1"]
     assert lc_after["properties"]["created"] == lc_before["properties"]["created"]
     assert lc_after["properties"]["updated"] >= lc_before["properties"]["updated"]
-    assert set(lc_after["properties"]["lpqlc:inputs"]) > set(lc_before["properties"]["lpqlc:inputs"])
+    lc_url = item_url(cfg.publish_url, "lpqlc-landcover", "lpqlc-landcover-2021Q4-x000y000")
+    # (the v1 document links ./v1/lineage.json, relative to the item's folder where it was read)
+    assert set(read_inputs(lc_url, lc_after, cfg.storage.endpoint_url)) > set(read_inputs(lc_url, lc_before, cfg.storage.endpoint_url))
     # 2021Q4's erosion changes exactly where its land-cover pixels changed
     for tile in ("x000y000", "x001y000", "x000y001", "x001y001"):
         old = _item(cfg, "lpqlc-landcover", "2021Q4", tile, version=1)["assets"]["landcover"]["file:checksum"]
@@ -131,6 +162,37 @@ def test_update_processes_only_the_new_quarter_and_its_window(s2_collection: Any
         assert (_item(cfg, "lpqlc-erosion", "2021Q4", tile)["properties"]["version"] == "1") == (old == new), tile
     again = _lpqlc("update", "--config", str(config), "--dry-run")
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def _stamps(cfg: Any) -> dict[str, Any]:
+    """Every object under the publish root (key relative to it) → its LastModified (S3 second resolution)."""
+    from lpqlc.storage import open_filesystem
+
+    fs = open_filesystem(cfg.publish_url, cfg.storage.endpoint_url)
+    fs.invalidate_cache()
+    base = cfg.publish_url.removeprefix("s3://").rstrip("/")
+    return {k[len(base) + 1 :]: v["LastModified"] for k, v in fs.find(base, detail=True).items()}
+
+
+def _check_catalog(cfg: Any) -> None:
+    """Every collection, year sub-catalog and item validates; the year sub-catalogs list every item once."""
+    ep = cfg.storage.endpoint_url
+    root = cfg.publish_url.rstrip("/")
+    cat = json.loads(read_bytes(f"{root}/catalog.json", ep))
+    validate_stac(cat)
+    for link in (lk for lk in cat["links"] if lk["rel"] == "child"):
+        c = link["href"].split("/")[1]
+        coll = json.loads(read_bytes(f"{root}/{c}/collection.json", ep))
+        validate_stac(coll)
+        linked: list[str] = []
+        for child in (lk for lk in coll["links"] if lk["rel"] == "child"):
+            sub = json.loads(read_bytes(f"{root}/{c}/{child['href'].removeprefix('./')}", ep))
+            validate_stac(sub)
+            linked += [lk["href"].split("/")[1] for lk in sub["links"] if lk["rel"] == "item"]
+        items = list_items(root, c, ep)
+        assert sorted(linked) == [i["id"] for i in items], c
+        for it in items:
+            validate_stac(it)
 
 
 def _mtime(url: str, endpoint: str) -> Any:
@@ -172,7 +234,7 @@ def test_kill_9_mid_publish_then_rerun_completes_with_no_partial_item(s2_collect
     assert res.returncode == 0, res.stderr[-3000:]
     assert all(_mtime(u, ep) == t for u, t in done.items())  # finished units were not redone
     for c in ("lpqlc-landcover", "lpqlc-landcover-confidence", "lpqlc-erosion"):
-        assert f"{c}: 8 items" in res.stdout and len(list_files(f"{stac}/{c}", "*/*.json", ep)) == 8
+        assert f"{c}: 8 items" in res.stdout and len(list_items(stac, c, ep)) == 8
     assert "failures: 0" in res.stdout
 
 
@@ -201,8 +263,35 @@ def test_a_corrupt_cog_is_reported_and_the_quarter_still_produced(s2_collection:
         got = _item(cfg, c, "2021Q4")["properties"]
         assert set(got["lpqlc:unreadable_inputs"]) == {victim}, c
         assert got["lpqlc:flags"] == ["unreadable-inputs"] and "unreadable" in got["processing:lineage"]
-        assert victim not in got["lpqlc:inputs"]
+        url = item_url(cfg.publish_url, c, f"{c}-2021Q4-x000y000")
+        assert victim not in read_inputs(url, _item(cfg, c, "2021Q4"), cfg.storage.endpoint_url)
     assert "lpqlc:unreadable_inputs" not in _item(cfg, "lpqlc-landcover-confidence", "2022Q1")["properties"]
     comp = json.loads(read_bytes(f"{cfg.storage.url}/composites/2021Q4/composite.json", cfg.storage.endpoint_url))
     assert victim in comp["unreadable"] and victim not in comp["items"]
     assert any(d["id"] == victim and "unreadable" in d["reason"] for d in comp["search"]["dropped"])
+
+
+def test_the_plan_searches_only_quarters_with_changed_items_and_its_look_back(s2_collection: Any, stack: StackState,
+                                                                              tmp_path: Path) -> None:  # fmt: skip
+    from datetime import UTC, datetime, timedelta
+
+    from lpqlc.publish.catalog import to_json
+    from lpqlc.quarter import Quarter
+    from lpqlc.update import changed_since, plan_update, state_url
+
+    cid, add = s2_collection()
+    _, cfg = _config(stack, tmp_path, f"plan-{cid}", cid)
+    cfg = cfg.model_copy(update={"publish": cfg.publish.model_copy(update={"lookback_quarters": 1})})
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write_bytes(state_url(cfg), to_json({"searched_at": since, "quarters": {"2021Q4": "published", "2022Q1": "published"}}),
+                cfg.storage.endpoint_url)  # fmt: skip
+    quiet = plan_update(cfg)
+    assert quiet.searched == [Quarter(2022, 1)] and "since" in quiet.how  # the look-back only: nothing changed
+    assert [s.status for s in quiet.states if s.quarter == Quarter(2021, 4)] == ["not searched"]
+    # a 2021Q4 scene is reprocessed: pgstac's CQL2 filter on `updated` finds it; the plan searches 2021Q4 again
+    old = next(i for i in s2_collection.items if i["properties"]["datetime"].startswith("2021"))
+    later = (datetime.now(UTC) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    add([{**old, "collection": cid, "links": [], "properties": {**old["properties"], "updated": later}}])
+    assert changed_since(cfg, since, [Quarter(2021, 4), Quarter(2022, 1)]) == {Quarter(2021, 4)}
+    assert plan_update(cfg).searched == [Quarter(2021, 4), Quarter(2022, 1)]
+    assert plan_update(cfg, rescan=True).how == "rescan"

@@ -343,6 +343,12 @@ class PublishConfig(Frozen):
     #: Also publish the R, K, LS, C, P layers with each quarterly erosion item.
     erosion_factors: bool = False
     license: str = "CC-BY-4.0"
+    #: Seconds a run lock (``<publish.url>/_lock.json``) may go without a heartbeat before another run
+    #: counts it as stale (its run crashed) and takes it over; the holder renews it every third of this.
+    lock_timeout: float = Field(900.0, gt=0)
+    #: ``lpqlc update`` without ``--rescan``, when the source cannot be asked for items changed since
+    #: the last run: re-search the last this many quarters of the period (and any never published).
+    lookback_quarters: int = Field(4, ge=1)
 
     _url = field_validator("url")(_storage_url)
     _http = field_validator("stac_api")(_http_url)

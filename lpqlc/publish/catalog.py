@@ -6,6 +6,7 @@ Layout under the publish root (local path or ``s3://``)::
     <collection>/collection.json                   collection, an item link per item, index assets
     <collection>/<item>/<item>.json                the item: its commit point
     <collection>/<item>/v<N>/<asset>.tif           the COGs of version N (immutable once committed)
+    <collection>/<item>/v<N>/lineage.json          version N's lineage: every input item id (linked ``lineage``)
     <collection>/<item>/v<N>/<item>.json           a superseded version's item (``superseded: keep``)
 
 Publishing an item writes its COGs under a new version folder (each atomically), then the item JSON
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from lpqlc.publish.items import CogInfo, cog_info, multihash
+from lpqlc.publish.items import LINEAGE_REL, CogInfo, cog_info, inputs_digest, multihash
 from lpqlc.storage import exists, list_files, parse_storage_url, read_bytes, remove, write_bytes
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "write_collection",
     "write_root_catalog",
     "to_json",
+    "lineage_document",
+    "read_inputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,10 +75,11 @@ class PublishOutcome:
     url: str
 
 
-def _item_links(collection: str) -> list[dict[str, Any]]:
+def _item_links(collection: str, item_id: str) -> list[dict[str, Any]]:
+    year = item_id.rsplit("-", 2)[1][:4]  # <collection>-<period>-<tile>: the year sub-catalog is the parent
     return [
         {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
-        {"rel": "parent", "href": "../collection.json", "type": "application/json"},
+        {"rel": "parent", "href": f"../{year}/catalog.json", "type": "application/json"},
         {"rel": "collection", "href": "../collection.json", "type": "application/json", "title": collection},
     ]
 
@@ -113,7 +117,8 @@ def publish_item(
     for key, blob in blobs.items():
         write_bytes(f"{folder}/v{version}/{key}.tif", blob, endpoint)
     doc = make_item(version, {k: (f"./v{version}/{k}.tif", i) for k, i in infos.items()}, created, now)
-    doc["links"] = _item_links(collection)
+    write_bytes(f"{folder}/v{version}/lineage.json", to_json(lineage_document(doc, inputs)), endpoint)
+    doc["links"] = _item_links(collection, item_id) + [_lineage_link(f"./v{version}/lineage.json")]
     if old is not None and superseded == "keep":
         previous = _as_superseded(old, old_version)
         write_bytes(f"{folder}/v{old_version}/{item_id}.json", to_json(previous), endpoint)
@@ -130,10 +135,41 @@ def _parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+def lineage_document(item: Mapping[str, Any], inputs: Sequence[str]) -> dict[str, Any]:
+    """The lineage document of an item version: its lineage sentence and every input item id."""
+    ids = sorted(set(inputs))
+    return {"item": item["id"], "collection": item.get("collection"), "version": item["properties"].get("version"),
+            "processing:lineage": item["properties"].get("processing:lineage"),
+            "lpqlc:inputs_digest": inputs_digest(ids), "lpqlc:inputs": ids}  # fmt: skip
+
+
+def read_inputs(url: str, item: Mapping[str, Any], endpoint: str | None = None) -> list[str]:
+    """The input item ids of the item (whose JSON is at ``url``): from its lineage document, or from
+    ``lpqlc:inputs`` for an item published before lineage documents."""
+    link = next((k for k in item.get("links", []) if k.get("rel") == LINEAGE_REL), None)
+    if link is None:
+        return list(item["properties"].get("lpqlc:inputs", []))
+    href = link["href"]
+    target = href if "://" in href or href.startswith("/") else posixpath.normpath(posixpath.join(posixpath.dirname(url), href))
+    if "://" in url and "://" not in target:
+        scheme, rest = url.split("://", 1)
+        target = f"{scheme}://" + posixpath.normpath(posixpath.join(posixpath.dirname(rest), href))
+    return list(json.loads(read_bytes(target, endpoint))["lpqlc:inputs"])
+
+
+def _lineage_link(href: str) -> dict[str, Any]:
+    return {"rel": LINEAGE_REL, "href": href, "type": "application/json", "title": "input item ids (lineage)"}
+
+
 def _same_content(old: Mapping[str, Any], blobs: Mapping[str, bytes], inputs: Sequence[str]) -> bool:
-    """Whether the published item has exactly these assets (by checksum) and these inputs."""
+    """Whether the published item has exactly these assets (by checksum) and these inputs (by digest;
+    items published before digests compare their ``lpqlc:inputs`` list)."""
     sums = {k: a.get("file:checksum", "") for k, a in old["assets"].items()}
-    same_inputs = old["properties"].get("lpqlc:inputs") == sorted(set(inputs))
+    props = old["properties"]
+    if "lpqlc:inputs_digest" in props:
+        same_inputs = props["lpqlc:inputs_digest"] == inputs_digest(inputs)
+    else:
+        same_inputs = props.get("lpqlc:inputs") == sorted(set(inputs))
     return same_inputs and sums == {k: multihash(b) for k, b in blobs.items()}
 
 
@@ -151,6 +187,8 @@ def _as_superseded(old: Mapping[str, Any], version: int) -> dict[str, Any]:
         {"rel": "collection", "href": "../../collection.json", "type": "application/json"},
         {"rel": "latest-version", "href": f"../{doc['id']}.json", "type": "application/geo+json"},
     ]
+    if any(link.get("rel") == LINEAGE_REL for link in old.get("links", [])):
+        doc["links"].append(_lineage_link("./lineage.json"))
     return doc  # type: ignore[no-any-return]
 
 

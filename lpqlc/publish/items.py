@@ -34,7 +34,12 @@ __all__ = [
     "build_item",
     "item_id",
     "isoformat",
+    "inputs_digest",
+    "LINEAGE_REL",
 ]
+
+#: The link relation of an item's lineage document (``v<N>/lineage.json``: every input item id).
+LINEAGE_REL = "lineage"
 
 #: Extensions every published item declares (schemas shipped for offline validation).
 EXTENSIONS = {
@@ -89,6 +94,15 @@ class Period:
 def item_id(collection: str, period: Period, tile: str) -> str:
     """``lpqlc-landcover-2021Q3-x000y000``."""
     return f"{collection}-{period.label}-{tile}"
+
+
+def inputs_digest(inputs: Sequence[str]) -> str:
+    """``lpqlc:inputs_digest``: the sha2-256 multihash of the sorted, distinct input item ids (one per line).
+
+    Items carry this digest and ``lpqlc:inputs_count`` instead of the ids themselves, which are listed
+    in the item's lineage document: an item stays a few kB however many source items its window holds.
+    """
+    return multihash("\n".join(sorted(set(inputs))).encode("utf-8"))
 
 
 def multihash(blob: bytes) -> str:
@@ -210,7 +224,8 @@ def build_item(
 
     ``assets`` maps an asset key to (href relative to the item, :class:`CogInfo`); their fields come
     from the collection's ``item_assets`` (title, roles, type, classes, band units). ``inputs`` are the
-    ids of the items the outputs were made from (``lpqlc:inputs``; named in ``processing:lineage`` too).
+    ids of the items the outputs were made from: the item records their digest and count
+    (``lpqlc:inputs_digest``, ``lpqlc:inputs_count``); the ids go to its lineage document.
     """
     infos = [info for _, info in assets.values()]
     if any(not infos[0].same_grid(i) for i in infos[1:]):
@@ -245,7 +260,8 @@ def build_item(
         "processing:datetime": isoformat(updated),
         "lpqlc:period": period.label,
         "lpqlc:tile": tile,
-        "lpqlc:inputs": sorted(set(inputs)),
+        "lpqlc:inputs_digest": inputs_digest(inputs),
+        "lpqlc:inputs_count": len(set(inputs)),
         **(extra or {}),
     }
     return {

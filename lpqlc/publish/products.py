@@ -12,8 +12,6 @@ Sources (written by the jobs; see their module docs)::
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,19 +24,12 @@ from lpqlc.cluster import compute_bounded
 from lpqlc.composite.run import composite_summary, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
-from lpqlc.publish.catalog import (
-    PublishOutcome,
-    list_items,
-    publish_item,
-    to_json,
-    write_collection,
-    write_root_catalog,
-)
-from lpqlc.publish.collections import PRODUCTS, collection_doc, collection_id, item_assets, product
-from lpqlc.publish.datacube import build_references, datacube_name
+from lpqlc.publish.catalog import PublishOutcome, publish_item
+from lpqlc.publish.collections import collection_id, item_assets
 from lpqlc.publish.items import CogInfo, Period, build_item, item_id
+from lpqlc.publish.refresh import CatalogIndex, refresh_catalog
 from lpqlc.quarter import Quarter
-from lpqlc.storage import exists, parse_storage_url, put_file, read_bytes, write_bytes
+from lpqlc.storage import exists, read_bytes
 
 __all__ = ["ItemSpec", "publish_items", "landcover_specs", "erosion_specs", "refresh_catalog", "CatalogIndex",
            "software_versions"]  # fmt: skip
@@ -124,7 +115,7 @@ def _flag(extra: dict[str, Any], lineage: str, bad: Mapping[str, str]) -> tuple[
     if not bad:
         return extra, lineage
     extra = {**extra, "lpqlc:unreadable_inputs": dict(sorted(bad.items())), "lpqlc:flags": ["unreadable-inputs"]}
-    return extra, lineage + f"; left out as unreadable: {'; '.join(f'{k} ({v})' for k, v in sorted(bad.items()))}"
+    return extra, lineage + f"; {len(bad)} source item(s) left out as unreadable (lpqlc:unreadable_inputs)"
 
 
 def source_digest(versions: Mapping[str, str]) -> str:
@@ -164,12 +155,12 @@ def landcover_specs(cfg: PipelineConfig, classify_dir: str, comp_dir: str, quart
         lc_extra, lc_lineage = _flag(
             {"lpqlc:model": dict(model), "lpqlc:window": [str(w) for w in window]},
             f"Temporal mode over {span} of CCTS/HRFormer class predictions (checkpoint {model['checksum'][:16]}…) "
-            f"on quarterly median composites of {len(inputs)} source items: {', '.join(inputs)}",
+            f"on quarterly median composites of {len(inputs)} source items (listed in the lineage document)",
             _unreadable(comps[w] for w in window))  # fmt: skip
         conf_extra, conf_lineage = _flag(
             {"lpqlc:model": dict(model), "lpqlc:source_digest": _composite_digest(comps[q])},
             f"Maximum class probability of the CCTS/HRFormer prediction (checkpoint {model['checksum'][:16]}…) on "
-            f"the {q} median composite of {len(own[q])} source items: {', '.join(own[q])}",
+            f"the {q} median composite of {len(own[q])} source items (listed in the lineage document)",
             _unreadable([comps[q]]))  # fmt: skip
         for index, _ in grid.iter_tiles(q):
             t = tile_id(index)
@@ -198,7 +189,7 @@ def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters
             lc_id = item_id(lc, Period.of(q), t)
             extra, lineage = _flag({}, (
                 f"RUSLE A = R·K·LS·C·P: C and P from land cover {lc_id} and FVC of the {q} composite of "
-                f"{len(comp)} source items ({', '.join(comp)}); R from {anc.precipitation}, K from "
+                f"{len(comp)} source items (listed in the lineage document); R from {anc.precipitation}, K from "
                 f"{anc.soil}, LS from {anc.dem}"), bad)  # fmt: skip
             specs.append(ItemSpec("erosion", str(q), t, {"erosion": f"{erosion_dir}/{q}/{t}/erosion.tif"},
                                   lineage=lineage, inputs=(lc_id, *comp), extra=extra))  # fmt: skip
@@ -213,105 +204,6 @@ def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters
                 inputs=qids,
             ))  # fmt: skip
     return specs
-
-
-@dataclass
-class CatalogIndex:
-    """What a catalog refresh wrote."""
-
-    catalog: str
-    collections: dict[str, str] = field(default_factory=dict)
-    datacubes: dict[str, list[str]] = field(default_factory=dict)
-    geoparquet: dict[str, str] = field(default_factory=dict)
-    items: dict[str, int] = field(default_factory=dict)
-    api: dict[str, int] | None = None
-
-
-def _scan(url: str, endpoint: str | None) -> dict[str, Any]:
-    from lpqlc.publish.datacube import scan_cog
-
-    return scan_cog(url, endpoint)
-
-
-def _asset_url(root: str, item: Mapping[str, Any], key: str) -> str:
-    href = item["assets"][key]["href"]
-    if "://" in href or href.startswith("/"):
-        return str(href)
-    return f"{root}/{item['collection']}/{item['id']}/{href.removeprefix('./')}"
-
-
-def _write_geoparquet(url: str, items: list[dict[str, Any]], collection: dict[str, Any], endpoint: str | None) -> None:
-    from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "items.parquet")
-        to_parquet(parse_stac_items_to_arrow(items), path, collections={collection["id"]: collection})
-        put_file(path, url, endpoint)
-
-
-def refresh_catalog(cfg: PipelineConfig, keys: Sequence[str] = tuple(PRODUCTS), *, client: Any = None,
-                    progress: Callable[[str, int, int], None] | None = None) -> CatalogIndex:  # fmt: skip
-    """Rewrite collection documents, kerchunk datacubes, stac-geoparquet files and the root catalog from
-    the committed items; ingest into ``publish.stac_api`` when set."""
-    from lpqlc.publish.stacapi import absolute_item, ingest
-
-    root = cfg.publish_url.rstrip("/")
-    endpoint = cfg.storage.endpoint_url
-    rootloc = parse_storage_url(root, what="publish.url")
-    index = CatalogIndex(catalog=f"{root}/catalog.json")
-    docs: dict[str, dict[str, Any]] = {}
-    all_items: dict[str, list[dict[str, Any]]] = {}
-    for key in keys:
-        prod = product(key)
-        cid = collection_id(cfg, key)
-        items = list_items(root, cid, endpoint)
-        if not items:
-            continue
-        absolute = [absolute_item(i, rootloc) for i in items]
-        coll_assets: dict[str, dict[str, Any]] = {}
-        if cfg.publish.kerchunk:
-            scans_tasks = [dask.delayed(_scan, pure=True)(_asset_url(root, i, a), endpoint) for i in items for a in prod.assets]
-            scanned = compute_bounded(scans_tasks, client, f"datacube {key}", progress)
-            keys_ = [(i["id"], a) for i in items for a in prod.assets]
-            scans = dict(zip(keys_, scanned, strict=True))
-            by_res: dict[float, list[dict[str, Any]]] = {}
-            for it in absolute:
-                by_res.setdefault(abs(it["properties"]["proj:transform"][0]), []).append(it)
-            index.datacubes[cid] = []
-            for res, group in sorted(by_res.items()):
-                refs = build_references(group, scans, prod.assets, title=f"{cid} at {res:g} m")
-                name = datacube_name(res)
-                url = f"{root}/{cid}/{name}"
-                write_bytes(url, to_json(refs), endpoint)
-                index.datacubes[cid].append(url)
-                coll_assets[name.removesuffix(".json")] = {
-                    "href": f"./{name}", "type": "application/json", "roles": ["index", "references"],
-                    "title": f"Kerchunk references: the {res:g} m time series as one Zarr dataset (time, y, x)",
-                }  # fmt: skip
-        if cfg.publish.geoparquet:
-            coll_assets["geoparquet"] = {"href": "./items.parquet", "type": "application/vnd.apache.parquet",
-                                         "roles": ["collection-mirror"], "title": "stac-geoparquet of the items"}  # fmt: skip
-        doc = collection_doc(cfg, key, items, coll_assets or None)
-        if cfg.publish.geoparquet:
-            url = f"{root}/{cid}/items.parquet"
-            _write_geoparquet(url, absolute, doc, endpoint)
-            index.geoparquet[cid] = url
-        index.collections[cid] = write_collection(root, doc, items, endpoint)
-        index.items[cid] = len(items)
-        docs[cid] = doc
-        all_items[cid] = items
-    write_root_catalog(root, f"{cfg.name}: LP-QLC land cover and soil erosion",
-                       f"Quarterly land cover and RUSLE soil erosion for {cfg.aoi.name}, made by lpqlc {__version__}.",
-                       list(docs.values()), endpoint)  # fmt: skip
-    if cfg.publish.stac_api and docs:
-        api_docs = {}
-        for cid, doc in docs.items():
-            d = dict(doc)
-            d["assets"] = {k: {**a, "href": f"{root}/{cid}/{a['href'].removeprefix('./')}"}
-                           for k, a in (doc.get("assets") or {}).items()}  # fmt: skip
-            api_docs[cid] = d
-        index.api = ingest(cfg.publish.stac_api, api_docs, all_items, rootloc)
-    return index
 
 
 def model_identity(url: str, endpoint: str | None) -> dict[str, str]:

@@ -48,7 +48,9 @@ def absolute_item(item: Mapping[str, Any], root: StorageURL) -> dict[str, Any]:
         href = asset["href"]
         if "://" not in href and not href.startswith("/"):
             asset["href"] = root.join(posixpath.normpath(posixpath.join(base, href)))
-    out["links"] = []
+    # catalog links mean nothing in an API; the lineage document (input ids) stays reachable
+    out["links"] = [{**link, "href": root.join(posixpath.normpath(posixpath.join(base, link["href"])))}
+                    for link in item.get("links", []) if link.get("rel") == "lineage"]  # fmt: skip
     return out
 
 
