@@ -507,6 +507,11 @@ def demo(
         raise typer.Exit(1)
 
 
+from lpqlc.analysis.cli import analyse  # noqa: E402  (the command lives in its module)
+
+app.command("analyse")(analyse)
+
+
 def main() -> None:
     """Console entry point: errors of ours print as one clear line and exit 2."""
     try:
