@@ -65,7 +65,7 @@ def main() -> None:
     sub = x[: args.baseline_pixels]
     cols = [STATISTICS.index(k) for k in ("slope", "z", "p", "trend")]
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs (shared machine: absolute times are disturbed), "
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs (shared: absolute times disturbed), "
         f"python {platform.python_version()}; {args.pixels} px × {args.years} years, "
         f"baseline on {len(sub)} px"
     )
@@ -85,8 +85,8 @@ def main() -> None:
         mk_block(x, 0.05, hr, 3)
         t_ours = (time.perf_counter() - t0) / len(x)
         print(
-            f"{method:9s}: pymannkendall {1e6 * t_base:8.1f} µs/px | ours 1 thread {1e6 * t_ours:6.2f} µs/px | "
-            f"ratio {t_base / t_ours:6.0f}×"
+            f"{method:9s}: pymannkendall {1e6 * t_base:8.1f} µs/px | ours 1 thread {1e6 * t_ours:6.2f} µs/px "
+            f"| ratio {t_base / t_ours:6.0f}×"
         )
     side = int(np.sqrt(args.pixels))
     cube = xr.DataArray(
