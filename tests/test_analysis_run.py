@@ -155,6 +155,11 @@ def test_analyse_writes_every_output(published: PipelineConfig, tmp_path: Path) 
     # nothing analysed is left out without saying so
     md = (out / "analysis.md").read_text()
     assert "control: skipped" in md
+    from lpqlc.analysis.report import report_section
+
+    section = "\n".join(report_section(published, str(out)))
+    assert "- Trends of annual erosion" in section and "- skipped control: no composites of 2004Q1" in section
+    assert report_section(published, str(tmp_path / "none")) == []
     assert set(ANALYSES) - set(res.skipped) - {"control"}
 
 

@@ -1,3 +1,5 @@
-"""The paper's analyses of the published products (SCIENCE.md §4): areas, transitions, trends, erosion."""
+"""The paper's analyses of the published products (SCIENCE.md §4; docs/analysis.md): per-pixel trends
+(``trend``), land-cover areas, transitions and when maps (``landcover``), erosion tables (``soilloss``),
+the blockwise counting they share (``counts``) and ``lpqlc analyse`` (``run``)."""
 
-__all__: list[str] = []
+__all__ = ["counts", "landcover", "run", "soilloss", "trend"]

@@ -33,6 +33,7 @@ def analyse(
 ) -> None:
     """Areas, transitions + Sankey + when maps, trends (published as STAC), cumulative erosion, terrain,
     attribution and reference comparison, as CSV/PNG/COG and a markdown section."""
+    from lpqlc.analysis.report import default_out
     from lpqlc.analysis.run import run_analyses
     from lpqlc.cli import _progress, _ticker, out
     from lpqlc.cluster import open_client
@@ -40,7 +41,7 @@ def analyse(
 
     cfg = load_config(config)
     chosen = [w.strip() for w in what.split(",") if w.strip()] or list(ANALYSES)
-    dest = out_url or f"{cfg.storage.url.rstrip('/')}/analysis"
+    dest = out_url or default_out(cfg)
     with open_client(cfg.cluster) as client, _progress() as bar:
         res = run_analyses(
             cfg,

@@ -361,6 +361,8 @@ class AnalysisConfig(Frozen):
     attribution_years: tuple[int, int] | None = None
     #: Pixels with fewer valid years get no trend test (NaN statistics, no trend class).
     trend_min_years: int = Field(8, ge=3)
+    #: Quarter (1–4) whose land cover stands for all four in the control run (paper Table 6).
+    control_quarter: int = Field(3, ge=1, le=4)
 
 
 class Prior(Frozen):
