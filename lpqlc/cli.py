@@ -498,6 +498,9 @@ def demo(
     for p in res.report.files:
         out.print(f"report: {p}", soft_wrap=True)
     out.print(f"report: {res.report.markdown}", soft_wrap=True)
+    out.print(f"analyses: {res.analysis.out}/analysis.md", soft_wrap=True)
+    for name, why in res.analysis.skipped.items():
+        out.print(f"analysis skipped: {name}: {why}", soft_wrap=True, markup=False, highlight=False)
     cat = res.summary.outputs["catalog"]
     out.print(f"published catalog: {cat}", soft_wrap=True)
     first = res.summary.quarters[0] if res.summary.quarters else qs[0]

@@ -180,3 +180,15 @@ def test_analyse_skips_what_the_period_does_not_allow(published: PipelineConfig,
     assert "transition_quarters" in res.skipped["transitions"]
     with pytest.raises(Exception, match="unknown analyses"):
         run_analyses(cfg, str(tmp_path / "b"), what=["nope"])
+
+
+def test_report_includes_the_analyses(published: PipelineConfig, tmp_path: Path) -> None:
+    """The demo's order: analyses to their default place, then the report, which links them."""
+    from lpqlc.analysis.report import default_out
+    from lpqlc.report import make_report
+
+    res = run_analyses(published, default_out(published), what=["areas", "trends"])
+    assert res.out == default_out(published) and not res.skipped
+    rep = make_report(published, str(tmp_path / "report"))
+    md = Path(rep.markdown).read_text()
+    assert "## Analyses (`lpqlc analyse`)" in md and "- Trends of annual erosion" in md
