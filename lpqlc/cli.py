@@ -510,6 +510,9 @@ def demo(
     for p in res.report.files:
         out.print(f"report: {p}", soft_wrap=True)
     out.print(f"report: {res.report.markdown}", soft_wrap=True)
+    out.print(f"analyses: {res.analysis.out}/analysis.md", soft_wrap=True)
+    for name, why in res.analysis.skipped.items():
+        out.print(f"analysis skipped: {name}: {why}", soft_wrap=True, markup=False, highlight=False)
     cat = res.summary.outputs["catalog"]
     out.print(f"published catalog: {cat}", soft_wrap=True)
     first = res.summary.quarters[0] if res.summary.quarters else qs[0]
@@ -517,6 +520,11 @@ def demo(
               f"--datetime {first.start:%Y-%m-%d}/{first.end:%Y-%m-%d}", soft_wrap=True, markup=False, highlight=False)  # fmt: skip
     if res.summary.failures:
         raise typer.Exit(1)
+
+
+from lpqlc.analysis.cli import analyse  # noqa: E402  (the command lives in its module)
+
+app.command("analyse")(analyse)
 
 
 def main() -> None:

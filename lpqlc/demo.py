@@ -38,6 +38,7 @@ class DemoResult:
     summary: Any
     report: Any
     quicklooks: list[str]
+    analysis: Any = None
 
 
 def demo_config(config: str | Path, out: Path, archive: SampleArchive, quarters: list[Quarter],
@@ -90,8 +91,13 @@ def run_demo(config: str | Path, out: str | Path, spec: SampleSpec, quarters: li
         trained = train_job(cfg, ("contrastive", "supervised", "refine"), str(model_dir), client=client,
                             progress=(lambda stage, e, n, loss: progress(f"train {stage}", e, n)) if progress else None)  # fmt: skip
         summary = run_pipeline(cfg, quarters, model=trained.checkpoint, client=client, progress=progress)
+    from lpqlc.analysis.report import default_out
+    from lpqlc.analysis.run import ANALYSES, run_analyses  # what the period allows; the rest named as skipped
+
+    analysis = run_analyses(cfg, default_out(cfg), what=[a for a in ANALYSES if a != "control"])
+    analysis.skipped["control"] = "not run by the demo (a second erosion run): `lpqlc analyse --what control`"
     report = make_report(cfg, str(out / "report"))
     comp = work_dirs(cfg)["composites"]
     quicklooks = [f"{comp}/{q}/quicklook.png" for q in summary.quarters if (Path(comp) / str(q) / "quicklook.png").exists()]
     return DemoResult(archive=archive, config=cfg, model=trained.checkpoint, summary=summary, report=report,
-                      quicklooks=quicklooks)  # fmt: skip
+                      quicklooks=quicklooks, analysis=analysis)  # fmt: skip

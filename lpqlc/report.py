@@ -193,6 +193,9 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[c]) for c in codes]
     fig.legend(handles, names, loc="lower center", ncol=len(codes), fontsize=7, frameon=False)
     md += ["", "## Maps", "", f"![maps]({save_png(fig, 'maps.png')})", ""]
+    from lpqlc.analysis.report import report_section  # issue 18: the analyses' section, when they have run
+
+    md += report_section(cfg)
     write_bytes(rep.markdown, "\n".join(md).encode("utf-8"), endpoint)
     return rep
 

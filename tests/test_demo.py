@@ -47,6 +47,10 @@ def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
             assert img.width > 300 and len(np.unique(np.asarray(img.convert("L")))) > 20, png
     md = (out / "report" / "report.md").read_text()
     assert "![maps](maps.png)" in md and "Land-cover area per class" in md
+    # the analyses the period allows ran; the others are named as skipped (issue 18)
+    assert (out / "store" / "analysis" / "areas.csv").exists() and "analysis skipped: trends:" in res.stdout
+    assert "analysis skipped: areas" not in res.stdout and "skipped trends" in md
+    assert "analysis skipped: control:" in res.stdout
     # the printed search command finds the first quarter's land-cover items
     line = next(x for x in res.stdout.splitlines() if x.startswith("search it: "))
     cmd = shlex.split(line.removeprefix("search it: "))

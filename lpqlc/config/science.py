@@ -364,6 +364,23 @@ class AnalysisConfig(Frozen):
     top_eroded_fraction: float = Field(0.10, gt=0, le=1)
     trend: TrendConfig = TrendConfig()
     scenario: ScenarioConfig = ScenarioConfig()
+    #: Classes whose gain/loss "when" maps are written (paper Figure 10).
+    when_classes: tuple[int, ...] = (10, 30)
+    #: Slope classes for the terrain tables: breaks in ``slope_unit`` (default: the P-factor slope classes).
+    slope_breaks: tuple[float, ...] = (5.0, 7.0, 9.0, 12.0, 20.0, 24.0)
+    slope_unit: Literal["degree", "percent"] = "degree"
+    #: Elevation bands (m) for the terrain tables.
+    elevation_breaks_m: tuple[float, ...] = (1000.0, 1500.0, 2000.0, 2500.0)
+    #: Slope (degrees) below which a pixel is "flat" in the aspect table.
+    flat_slope_deg: float = Field(1.0, ge=0)
+    #: Year of the terrain tables (default: the last published year).
+    terrain_year: int | None = None
+    #: The two years of the attribution (paper Table 7); default the first and last published years.
+    attribution_years: tuple[int, int] | None = None
+    #: Pixels with fewer valid years get no trend test (NaN statistics, no trend class).
+    trend_min_years: int = Field(8, ge=3)
+    #: Quarter (1–4) whose land cover stands for all four in the control run (paper Table 6).
+    control_quarter: int = Field(3, ge=1, le=4)
 
 
 class Prior(Frozen):
