@@ -16,6 +16,7 @@ from rich.table import Table
 
 from lpqlc import __version__
 from lpqlc.errors import LpqlcError
+from lpqlc.plan import plan_command
 from lpqlc.quarter import Quarter, parse_quarters
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ stack_app = typer.Typer(help="The local data plane: SeaweedFS (S3), PostgreSQL/p
 app.add_typer(stack_app, name="stack")
 k8s_app = typer.Typer(help="Kubernetes manifests rendered from a pipeline config.", no_args_is_help=True)
 app.add_typer(k8s_app, name="k8s")
+app.command("plan")(plan_command)
 console = Console(stderr=True)
 out = Console()
 
