@@ -8,7 +8,6 @@ import statistics
 from pathlib import Path
 
 import pystac
-
 import yaml
 from typer.testing import CliRunner
 

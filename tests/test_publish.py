@@ -107,7 +107,7 @@ def test_items_and_collections_validate_offline_with_their_extensions(published:
     item = json.loads(Path(item_url(str(published.root), "lpqlc-landcover", "lpqlc-landcover-2021Q4-x000y000")).read_text())
     p = item["properties"]
     assert p["version"] == "1" and p["created"] == p["updated"] and p["start_datetime"] == "2021-10-01T00:00:00Z"
-    assert "proj:code" in p and "proj:epsg" in p and p["proj:wkt2"].startswith("PROJCRS")  # custom Albers: no code
+    assert p["proj:code"] == "EPSG:10594" and p["proj:epsg"] == 10594 and "proj:wkt2" not in p  # stackstac reads proj:epsg
     assert p["processing:software"]["lpqlc"] and p["lpqlc:inputs"] and all(i in p["processing:lineage"] for i in p["lpqlc:inputs"])
     asset = item["assets"]["landcover"]
     blob = (Path(item_url(str(published.root), "lpqlc-landcover", item["id"])).parent / asset["href"]).read_bytes()
@@ -135,6 +135,27 @@ def test_kerchunk_datacube_equals_the_cogs_pixel_for_pixel(published: Published)
             row = int(round((tr.f - float(ds.y[0]) + tr.e / 2) / tr.e))
             np.testing.assert_array_equal(cube[ti, row : row + tile.shape[0], col : col + tile.shape[1]], tile)
             assert tile.dtype == cube.dtype
+
+
+def test_stackstac_stacks_the_published_landcover_items(published: Published) -> None:
+    """stackstac reads only proj:epsg: the EPSG-coded default grid (EPSG:10594) lets it stack our items."""
+    import pystac
+    import stackstac
+
+    cid = "lpqlc-landcover"
+    items = [pystac.Item.from_dict(it) for it in list_items(str(published.root), cid)]
+    for it, doc in zip(items, list_items(str(published.root), cid), strict=True):
+        href = Path(item_url(str(published.root), cid, doc["id"])).parent / doc["assets"]["landcover"]["href"]
+        it.assets["landcover"].href = str(href.resolve())
+    band = items[0].assets["landcover"].extra_fields["raster:bands"][0]
+    kw = {"assets": ["landcover"], "dtype": np.dtype(band["data_type"]), "fill_value": band["nodata"], "rescale": False}
+    whole = stackstac.stack(items, **kw)
+    assert whole.attrs["crs"] == "epsg:10594" and whole.sizes["time"] == len(items) == 8
+    for it in items[:2]:  # each item, stacked on its own grid, reads back its COG exactly
+        p = it.properties
+        one = stackstac.stack([it], bounds=p["proj:bbox"], resolution=p["proj:transform"][0], snap_bounds=False, **kw)
+        with rasterio.open(it.assets["landcover"].href) as src:
+            np.testing.assert_array_equal(one.values[0, 0], src.read(1))
 
 
 def test_geoparquet_export_holds_every_item(published: Published) -> None:

@@ -111,7 +111,8 @@ def tile_batch(client: Any = None) -> int:
 
 def tile_graph(ts: TileSources, rule: SourceRule, cfg: PipelineConfig, names: list[str]) -> tuple[da.Array, int]:
     """One tile's lazy composite as a (layer, y, x) float32 Dask array over ``names``, and its time slices."""
-    comp = build_composite(list(ts.items), rule, cfg.science.composite, ts.gbox, cfg.grid.chunk_size)
+    comp = build_composite(list(ts.items), rule, cfg.science.composite, ts.gbox, cfg.grid.chunk_size,
+                           env=gdal_env(cfg.storage.endpoint_url))  # fmt: skip
     return da.stack([comp[n].data.astype(np.float32) for n in names]), int(comp.attrs["n_slices"])
 
 
