@@ -67,7 +67,8 @@ def synthetic_items(quarter_start: datetime, days: int, copies: int) -> list[Any
     tiles = [(zone, west, north, fp.geom.simplify(1e-4)) for zone, west, north, fp in mgrs_like_tiles(PLATEAU)]
     for c in range(copies):
         # copies shifted by whole plateau spans: footprints only (never read: they feed no plateau tile)
-        dx, dy = (c % side) * (PLATEAU[2] - PLATEAU[0]), (c // side) * (PLATEAU[3] - PLATEAU[1])
+        # plus a 3° gap, so no copy's footprint reaches a plateau tile
+        dx, dy = (c % side) * (PLATEAU[2] - PLATEAU[0] + 3), (c // side) * (PLATEAU[3] - PLATEAU[1] + 3)
         for t, (zone, west, north, fp) in enumerate(tiles):
             moved = shapely.affinity.translate(fp, dx, dy)
             shape_json, bbox = mapping(moved), list(moved.bounds)
@@ -96,7 +97,7 @@ def meta(n_tiles: int, seed: int = 0) -> dict[str, Any]:
     from lpqlc.grid import OutputGrid
     from lpqlc.quarter import Quarter
 
-    cfg = config_from_dict({"aoi": {"bbox": list(PLATEAU)}, "storage": {"url": "/tmp/unused"},
+    cfg = config_from_dict({"aoi": {"bbox": list(PLATEAU)}, "storage": {"url": "/tmp/unused"}, "sources": {"catalog": "/tmp/unused"},
                             "grid": {"tile_size": 4096, "chunk_size": 1024}})  # fmt: skip
     q = Quarter(2022, 3)
     grid = OutputGrid.from_config(cfg)
@@ -121,10 +122,11 @@ def meta(n_tiles: int, seed: int = 0) -> dict[str, Any]:
             per_tile.append(time.perf_counter() - t)
             n_items.append(len(ts.items))
         base = []
-        for idx, gbox in sample[:2]:  # the old way: every item into every tile's graph (slow: two tiles)
+        for idx, gbox in sample[: 1 if scale == 1 else 0]:  # the old way: every item into every tile (slow: one tile, ×1)
             t = time.perf_counter()
             tile_graph(TileSources(idx, gbox, tuple(items)), rule, cfg, names)
             base.append(time.perf_counter() - t)
+        base = base or [float("nan")]
         out["scales"][scale] = {
             "items": len(items), "items_per_tile_median": float(np.median(n_items)),
             "index_s": t_index, "index_ms_per_plateau_tile": 1000 * t_index / len(tiles),
@@ -136,53 +138,68 @@ def meta(n_tiles: int, seed: int = 0) -> dict[str, Any]:
         del items, index
     s = out["scales"]
     out["ours_x16_over_x1"] = s[16]["ours_ms_per_tile"] / s[1]["ours_ms_per_tile"]
-    out["baseline_over_ours_x1"] = s[1]["baseline_ms_per_tile"] / s[1]["ours_ms_per_tile"]
+    out["baseline_over_ours_x1"] = s[1]["baseline_ms_per_tile"] / s[1]["ours_ms_per_tile"]  # baseline run at ×1 only
     print(f"ours ×16/×1 per tile: {out['ours_x16_over_x1']:.2f} (target 0.8–1.2); baseline/ours at ×1: "
           f"{out['baseline_over_ours_x1']:.1f}×", flush=True)  # fmt: skip
     return out
 
 
-def _pixels_one(size: int) -> None:
-    """Child process: generate the world of ``size``, composite one quarter on 2 workers, print peak RSS."""
-    from dask.distributed import Client, LocalCluster
+def _world(size: int) -> tuple[str, list[float]]:
+    """Folder and lon/lat AOI of the sample world of ``size`` (one Sentinel-2 quarter), made if missing."""
+    from pyproj import Transformer
 
-    from lpqlc.composite.run import run_composite
-    from lpqlc.config import config_from_dict
     from lpqlc.quarter import Quarter
     from lpqlc.sample.archive import SampleSpec, generate
     from lpqlc.sample.world import WorldSpec
 
     q = Quarter(2022, 3)
-    tmp = tempfile.mkdtemp(prefix=f"lpqlc-scale-{size}-")
-    spec = SampleSpec(seed=7, size=size, start=q, end=q)
-    arch = generate(f"{tmp}/archive", spec)
+    root = os.path.join(tempfile.gettempdir(), f"lpqlc-scale-{size}")
+    if not os.path.exists(f"{root}/archive/catalog.json"):
+        generate(f"{root}/archive", SampleSpec(seed=7, size=size, start=q, end=q))
     w = WorldSpec(seed=7, size=size)
-    from pyproj import Transformer
-
     tr = Transformer.from_crs(w.epsg, 4326, always_xy=True)
     x0, y0, x1, y1 = w.bounds
     lo0, la0 = tr.transform(x0 + 60, y0 + 60)
     lo1, la1 = tr.transform(x1 - 60, y1 - 60)
+    return root, [lo0, la0, lo1, la1]
+
+
+def _pixels_one(size: int) -> None:
+    """Child process (the world already made by another): composite one quarter on 2 workers, print peak
+    RSS of this client process (``ru_maxrss``) and of the workers (distributed's MemorySampler, process
+    memory, per worker)."""
+    from dask.distributed import Client, LocalCluster
+    from distributed.diagnostics import MemorySampler
+
+    from lpqlc.composite.run import run_composite
+    from lpqlc.config import config_from_dict
+    from lpqlc.quarter import Quarter
+
+    q = Quarter(2022, 3)
+    root, bbox = _world(size)
+    out = tempfile.mkdtemp(prefix=f"lpqlc-scale-out-{size}-")
     cfg = config_from_dict({
-        "aoi": {"bbox": [lo0, la0, lo1, la1]}, "sources": {"catalog": arch.catalog, "max_cloud_cover": 100},
-        "storage": {"url": f"{tmp}/out"}, "grid": {"tile_size": 128, "chunk_size": 64},
+        "aoi": {"bbox": bbox}, "sources": {"catalog": f"{root}/archive/catalog.json", "max_cloud_cover": 100},
+        "storage": {"url": out}, "grid": {"tile_size": 128, "chunk_size": 64},
     })  # fmt: skip
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ms = MemorySampler()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:  # fmt: skip
         t = time.perf_counter()
-        run = run_composite(cfg, q, f"{tmp}/comp", client=client)
+        with ms.sample("run", measure="process", interval=0.2):
+            run = run_composite(cfg, q, f"{out}/comp", client=client)
         secs = time.perf_counter() - t
-        workers = list(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values())
+    worker_peak = float(ms.to_pandas().max().iloc[0]) / 2 / 2**20
     client_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"size": size, "tiles": len(run.tiles), "seconds": secs, "client_peak_mib": client_kb / 1024,
-                      "client_peak_before_run_mib": rss0 / 1024, "worker_peak_mib": [k / 1024 for k in workers]}))
+                      "worker_peak_mib": [worker_peak]}))
 
 
 def pixels(base: int = 1) -> dict[str, Any]:
     out = {}
     for factor, size in ((1, 96 * base), (4, 192 * base), (16, 384 * base)):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+        subprocess.run([sys.executable, __file__, "_world", str(size)], check=True, env=env, timeout=3600)
         res = subprocess.run([sys.executable, __file__, "_pixels_one", str(size)], capture_output=True, text=True,
                              env=env, timeout=3600)  # fmt: skip
         if res.returncode != 0:
@@ -190,21 +207,24 @@ def pixels(base: int = 1) -> dict[str, Any]:
         doc = json.loads(res.stdout.strip().splitlines()[-1])
         out[factor] = doc
         print(f"pixels ×{factor} (size {size}, {doc['tiles']} tiles): client peak {doc['client_peak_mib']:.0f} MiB, "
-              f"worker peaks {', '.join(f'{m:.0f}' for m in doc['worker_peak_mib'])} MiB, {doc['seconds']:.1f} s",
+              f"worker peak {max(doc['worker_peak_mib']):.0f} MiB each, {doc['seconds']:.1f} s",
               flush=True)  # fmt: skip
     c = out[16]["client_peak_mib"] / out[1]["client_peak_mib"]
     w = max(out[16]["worker_peak_mib"]) / max(out[1]["worker_peak_mib"])
-    print(f"peak RSS ×16 area / ×1: client {c:.2f}, workers {w:.2f} (target 0.8–1.2)")
+    print(f"peak memory ×16 area / ×1: client (ru_maxrss) {c:.2f}, workers (process memory) {w:.2f} (target 0.8–1.2)")
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", nargs="?", default="all", choices=["meta", "pixels", "all", "_pixels_one"])
+    ap.add_argument("what", nargs="?", default="all", choices=["meta", "pixels", "all", "_pixels_one", "_world"])
     ap.add_argument("arg", nargs="?", type=int, default=0)
     ap.add_argument("--tiles", type=int, default=24, help="plateau 10 m tiles sampled for the meta run")
     ap.add_argument("--base", type=int, default=1, help="pixel run world sizes: 96, 192, 384 times this")
     a = ap.parse_args()
+    if a.what == "_world":
+        _world(a.arg)
+        return
     if a.what == "_pixels_one":
         _pixels_one(a.arg)
         return

@@ -138,23 +138,29 @@ def test_kerchunk_datacube_equals_the_cogs_pixel_for_pixel(published: Published)
 
 
 def test_stackstac_stacks_the_published_landcover_items(published: Published) -> None:
-    """stackstac reads only proj:epsg: the EPSG-coded default grid (EPSG:10594) lets it stack our items."""
+    """stackstac reads only proj:epsg: the EPSG-coded default grid (EPSG:10594) puts it in our items, so
+    their JSON (pystac-client's ``items_as_dicts()``) stacks as is. pystac 1.12+ drops proj:epsg when it
+    reads them into Items (projection v2): ``with_epsg`` puts it back from proj:code."""
     import pystac
     import stackstac
 
+    from lpqlc.composite.stackstac_loader import with_epsg
+
     cid = "lpqlc-landcover"
-    items = [pystac.Item.from_dict(it) for it in list_items(str(published.root), cid)]
-    for it, doc in zip(items, list_items(str(published.root), cid), strict=True):
+    docs = list_items(str(published.root), cid)
+    for doc in docs:
         href = Path(item_url(str(published.root), cid, doc["id"])).parent / doc["assets"]["landcover"]["href"]
-        it.assets["landcover"].href = str(href.resolve())
-    band = items[0].assets["landcover"].extra_fields["raster:bands"][0]
-    kw = {"assets": ["landcover"], "dtype": np.dtype(band["data_type"]), "fill_value": band["nodata"], "rescale": False}
-    whole = stackstac.stack(items, **kw)
-    assert whole.attrs["crs"] == "epsg:10594" and whole.sizes["time"] == len(items) == 8
-    for it in items[:2]:  # each item, stacked on its own grid, reads back its COG exactly
-        p = it.properties
-        one = stackstac.stack([it], bounds=p["proj:bbox"], resolution=p["proj:transform"][0], snap_bounds=False, **kw)
-        with rasterio.open(it.assets["landcover"].href) as src:
+        doc["assets"]["landcover"]["href"] = str(href.resolve())
+    band = docs[0]["assets"]["landcover"]["raster:bands"][0]
+    kw = {"assets": ["landcover"], "dtype": np.dtype(band["data_type"]), "fill_value": np.dtype(band["data_type"]).type(band["nodata"]),
+          "rescale": False}  # fmt: skip
+    whole = stackstac.stack(docs, **kw)
+    assert whole.attrs["crs"] == "epsg:10594" and whole.sizes["time"] == len(docs) == 8
+    for doc in docs[:2]:  # each item, stacked on its own grid, reads back its COG exactly
+        p = doc["properties"]
+        item = with_epsg(pystac.Item.from_dict(doc))
+        one = stackstac.stack([item], bounds=p["proj:bbox"], resolution=p["proj:transform"][0], snap_bounds=False, **kw)
+        with rasterio.open(doc["assets"]["landcover"]["href"]) as src:
             np.testing.assert_array_equal(one.values[0, 0], src.read(1))
 
 
