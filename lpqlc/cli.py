@@ -16,6 +16,7 @@ from rich.table import Table
 
 from lpqlc import __version__
 from lpqlc.errors import LpqlcError
+from lpqlc.plan import plan_command
 from lpqlc.quarter import Quarter, parse_quarters
 from lpqlc.regen.cli import app as regen_app
 
@@ -31,6 +32,7 @@ app.add_typer(stack_app, name="stack")
 k8s_app = typer.Typer(help="Kubernetes manifests rendered from a pipeline config.", no_args_is_help=True)
 app.add_typer(k8s_app, name="k8s")
 app.add_typer(regen_app, name="regen")
+app.command("plan")(plan_command)
 console = Console(stderr=True)
 out = Console()
 

@@ -107,6 +107,10 @@ def run_pipeline(
 
     model, ident, summary = start_run(cfg, model)
     dirs = work_dirs(cfg)
+    if logging.getLogger("lpqlc.plan").isEnabledFor(logging.INFO):  # the plan costs a search per quarter
+        from lpqlc.plan import log_plan
+
+        log_plan(cfg, sorted(quarters or cfg.quarters))
     with publish_lock(cfg, "run"):  # one writer per publish URL (lpqlc/lock.py)
         with timed(summary, "composite"):
             ok = composite_quarters(cfg, sorted(quarters or cfg.quarters), summary, client=client, progress=progress)

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lpqlc.config import CHINA_ALBERS, config_from_dict, load_config
+from lpqlc.config import CHINA_ALBERS, GridConfig, config_from_dict, load_config
 from lpqlc.errors import ConfigError, StorageError
-from lpqlc.grid import OutputGrid
+from lpqlc.grid import OutputGrid, load_aoi
 from lpqlc.quarter import Quarter
 from lpqlc.storage import parse_storage_url
 
@@ -133,7 +133,9 @@ def test_grids_nest_and_are_equal_area() -> None:
     assert g30.boundingbox == g10.boundingbox
     assert (g10.shape.y, g10.shape.x) == (3 * g30.shape.y, 3 * g30.shape.x)
     assert all(v % 30 == 0 for v in g30.boundingbox)
-    assert "Albers" in g30.crs.proj.coordinate_operation.method_name and "+lon_0=105" in CHINA_ALBERS
+    assert g30.crs.epsg == 10594 and "Equal Area" in g30.crs.proj.coordinate_operation.method_name
+    custom = OutputGrid(load_aoi(cfg), GridConfig(crs=CHINA_ALBERS)).geobox(Quarter(2016, 1))  # custom CRSs stay possible
+    assert custom.crs.epsg is None and "Albers" in custom.crs.proj.coordinate_operation.method_name
     # the AOI bbox is ~3.5 km × 3.6 km: its equal-area area is about 12.6 km²
     assert 10 < grid.area_km2 < 16
     tiles = list(grid.iter_tiles(Quarter(2016, 1)))

@@ -109,7 +109,7 @@ def test_items_and_collections_validate_offline_with_their_extensions(published:
     item = json.loads(Path(item_url(str(published.root), "lpqlc-landcover", "lpqlc-landcover-2021Q4-x000y000")).read_text())
     p = item["properties"]
     assert p["version"] == "1" and p["created"] == p["updated"] and p["start_datetime"] == "2021-10-01T00:00:00Z"
-    assert "proj:code" in p and "proj:epsg" in p and p["proj:wkt2"].startswith("PROJCRS")  # custom Albers: no code
+    assert p["proj:code"] == "EPSG:10594" and p["proj:epsg"] == 10594 and "proj:wkt2" not in p  # stackstac reads proj:epsg
     url = item_url(str(published.root), "lpqlc-landcover", item["id"])
     inputs = read_inputs(url, item)  # the ids are in the lineage document beside the item, the digest in it
     assert p["processing:software"]["lpqlc"] and inputs and p["lpqlc:inputs_count"] == len(inputs)
@@ -166,6 +166,33 @@ def test_the_datacube_of_one_year_reads_only_that_years_references(published: Pu
         np.testing.assert_array_equal(cube[0, row : row + tile.shape[0], col : col + tile.shape[1]], tile)
     with pytest.raises(LpqlcError, match="no published year in 2030–2031"):
         open_datacube(index, years=(2030, 2031))
+
+
+def test_stackstac_stacks_the_published_landcover_items(published: Published) -> None:
+    """stackstac reads only proj:epsg: the EPSG-coded default grid (EPSG:10594) puts it in our items, so
+    their JSON (pystac-client's ``items_as_dicts()``) stacks as is. pystac 1.12+ drops proj:epsg when it
+    reads them into Items (projection v2): ``with_epsg`` puts it back from proj:code."""
+    import pystac
+    import stackstac
+
+    from lpqlc.composite.stackstac_loader import with_epsg
+
+    cid = "lpqlc-landcover"
+    docs = list_items(str(published.root), cid)
+    for doc in docs:
+        href = Path(item_url(str(published.root), cid, doc["id"])).parent / doc["assets"]["landcover"]["href"]
+        doc["assets"]["landcover"]["href"] = str(href.resolve())
+    band = docs[0]["assets"]["landcover"]["raster:bands"][0]
+    kw = {"assets": ["landcover"], "dtype": np.dtype(band["data_type"]), "fill_value": np.dtype(band["data_type"]).type(band["nodata"]),
+          "rescale": False}  # fmt: skip
+    whole = stackstac.stack(docs, **kw)
+    assert whole.attrs["crs"] == "epsg:10594" and whole.sizes["time"] == len(docs) == 8
+    for doc in docs[:2]:  # each item, stacked on its own grid, reads back its COG exactly
+        p = doc["properties"]
+        item = with_epsg(pystac.Item.from_dict(doc))
+        one = stackstac.stack([item], bounds=p["proj:bbox"], resolution=p["proj:transform"][0], snap_bounds=False, **kw)
+        with rasterio.open(doc["assets"]["landcover"]["href"]) as src:
+            np.testing.assert_array_equal(one.values[0, 0], src.read(1))
 
 
 def test_geoparquet_export_holds_every_item(published: Published) -> None:

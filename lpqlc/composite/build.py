@@ -97,14 +97,21 @@ def load_stack(
     cfg: CompositeConfig,
     geobox: GeoBox,
     chunk_size: int,
+    env: dict[str, Any] | None = None,
 ) -> tuple[xr.Dataset, list[TimeSlice]]:
-    """Lazy integer stacks of the rule's assets on ``geobox``: odc-stac, one time slice per solar day.
+    """Lazy integer stacks of the rule's assets on ``geobox``, one time slice per solar day, by the
+    loader ``cfg.loader`` names (odc-stac, or stackstac: :mod:`lpqlc.composite.stackstac_loader`).
 
     Reflectance uses ``cfg.resampling``, the quality layer nearest. Chunks are ``chunk_size`` square.
+    ``env``: GDAL options for the stackstac reads (odc-stac takes them from ``odc.stac.configure_rio``).
     """
     import odc.stac
 
     slices, keys = plan_slices(items, rule, cfg, geobox)
+    if cfg.loader == "stackstac":
+        from lpqlc.composite.stackstac_loader import stackstac_slices
+
+        return stackstac_slices(items, rule, cfg, geobox, chunk_size, keys, env), slices
     resampling = {a: cfg.resampling for a in rule.bands.values()}
     resampling[rule.mask_asset] = "nearest"
     ds = odc.stac.load(
@@ -128,6 +135,7 @@ def build_composite(
     cfg: CompositeConfig,
     geobox: GeoBox,
     chunk_size: int = 512,
+    env: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """The quarter's median composite on ``geobox``, lazily.
 
@@ -140,7 +148,7 @@ def build_composite(
     ychunks = tuple(min(chunk_size, ny - i) for i in range(0, ny, chunk_size))
     xchunks = tuple(min(chunk_size, nx - i) for i in range(0, nx, chunk_size))
     if items:
-        ds, slices = load_stack(items, rule, cfg, geobox, chunk_size)
+        ds, slices = load_stack(items, rule, cfg, geobox, chunk_size, env)
         dn = da.stack([ds[a].data for a in rule.bands.values()], axis=1)  # (T, B, y, x)
         quality = ds[rule.mask_asset].data  # (T, y, x)
         kwargs = dict(

@@ -9,7 +9,10 @@ Layout under the output URL (local path or ``s3://``)::
 
 One compute point per tile (odc-stats' habit): a tile's graph (load → median → write) runs as one
 Dask future and returns only small results (the NDVI histogram and band sums), so memory per worker is
-bounded by the tile, whatever the AOI. FVC needs the area's NDVI percentiles (a global reduction), so
+bounded by the tile, whatever the AOI. A tile's graph holds only the items whose footprint intersects
+it (:mod:`lpqlc.composite.tiles`), so its time slices and unit key depend on those items alone, and
+tile graphs are built and submitted in batches (:func:`tile_batch`), so client memory does not grow
+with the number of tiles. FVC needs the area's NDVI percentiles (a global reduction), so
 it is a second pass that reads back each tile's NDVI.
 """
 
@@ -30,6 +33,7 @@ from lpqlc import __version__
 from lpqlc.cluster import compute_bounded
 from lpqlc.composite.build import COUNT, NDVI, build_composite
 from lpqlc.composite.normalise import BandSums, NormStats
+from lpqlc.composite.tiles import ItemIndex, TileSources, batched, tile_sources
 from lpqlc.composite.vegetation import ndvi_endmembers, ndvi_histogram
 from lpqlc.config import PipelineConfig
 from lpqlc.errors import LpqlcError
@@ -37,6 +41,7 @@ from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.preview import mosaic_tiles, write_png
 from lpqlc.quarter import Quarter
+from lpqlc.sources.rules import SourceRule
 from lpqlc.sources.search import Dropped, SearchReport, SearchResult, search_quarter
 from lpqlc.storage import exists, gdal_env, parse_storage_url, read_bytes, write_bytes
 from lpqlc.units import Unit, run_units, unit_key
@@ -52,6 +57,9 @@ __all__ = [
     "layer_urls",
     "composite_layer",
     "item_stamp",
+    "tile_batch",
+    "tile_graph",
+    "layer_names",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,9 @@ FVC = "fvc"
 
 #: How many unreadable source items a quarter may lose before its composite fails.
 MAX_UNREADABLE = 20
+
+#: Fewest tiles built and submitted as one batch (see :func:`tile_batch`).
+TILE_BATCH = 32
 
 
 def unreadable_asset(exc: BaseException, items: list[Any], endpoint: str | None = None) -> tuple[str, str] | None:
@@ -89,6 +100,30 @@ def unreadable_asset(exc: BaseException, items: list[Any], endpoint: str | None 
             except rasterio.errors.RasterioIOError:
                 failing.append((item_id, key))
     return failing[0] if len(failing) == 1 else None
+
+
+def tile_batch(client: Any = None) -> int:
+    """Tiles whose graphs are built and submitted together: enough to keep every worker thread busy
+    (four per thread, at least ``TILE_BATCH``), few enough that client memory does not grow with the AOI."""
+    threads = sum(client.nthreads().values()) if client is not None else 1
+    return max(TILE_BATCH, 4 * threads)
+
+
+def tile_graph(ts: TileSources, rule: SourceRule, cfg: PipelineConfig, names: list[str]) -> tuple[da.Array, int]:
+    """One tile's lazy composite as a (layer, y, x) float32 Dask array over ``names``, and its time slices."""
+    comp = build_composite(list(ts.items), rule, cfg.science.composite, ts.gbox, cfg.grid.chunk_size,
+                           env=gdal_env(cfg.storage.endpoint_url))  # fmt: skip
+    return da.stack([comp[n].data.astype(np.float32) for n in names]), int(comp.attrs["n_slices"])
+
+
+def layer_names(cfg: PipelineConfig) -> list[str]:
+    """The layers a tile's composite task writes (FVC comes in a second pass)."""
+    return [*cfg.science.composite.bands, COUNT, NDVI]
+
+
+def aoi_text(cfg: PipelineConfig) -> str:
+    """The AOI as a log message names it."""
+    return f"{cfg.aoi.name} ({list(cfg.aoi.bbox) if cfg.aoi.bbox else cfg.aoi.geojson})"
 
 
 def tile_id(index: tuple[int, int]) -> str:
@@ -184,34 +219,53 @@ def run_composite(
     tiles = list(grid.iter_tiles(quarter))
     # Captured by odc-stac into every load task: the GDAL environment travels with the tasks.
     odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
-    names = [*ccfg.bands, COUNT, NDVI]
+    names = layer_names(cfg)
 
+    if not result.items:
+        log.warning("%s: the search of %s over the AOI %s found no usable item: every tile is written as "
+                    "nodata (count 0)", quarter, result.report.collection, aoi_text(cfg))  # fmt: skip
+    index = ItemIndex(result.items, grid.crs)
     unreadable: dict[str, str] = {}
-    while True:
-        items = [it for it in result.items if it.id not in unreadable]
-        units = []
-        sources = {it.id: item_stamp(it) for it in items}
-        for index, gbox in tiles:
-            comp = build_composite(items, result.rule, ccfg, gbox, cfg.grid.chunk_size)
-            block = da.stack([comp[n].data.astype(np.float32) for n in names])
-            folder = f"{prefix}/{tile_id(index)}"
-            key = unit_key("composite", __version__, str(quarter), sources, ccfg.model_dump(mode="json"),
-                           cfg.grid.model_dump(mode="json"), list(gbox.boundingbox))  # fmt: skip
-            task = dask.delayed(_write_tile, pure=True)(block, names, gbox, folder, endpoint, ccfg.ndvi_histogram_bins)
-            units.append(Unit(task, folder, key))
-        try:
-            outs: list[_TileOut] = run_units(units, client, "composite", endpoint=endpoint, progress=progress,
-                                             encode=_TileOut.to_json, decode=_TileOut.from_json)  # fmt: skip
-            break
-        except Exception as exc:  # noqa: BLE001 — only a read error that names one of the items' assets is handled
-            culprit = unreadable_asset(exc, items, endpoint)
-            if culprit is None or len(unreadable) >= MAX_UNREADABLE:
-                raise
-            item_id, key = culprit
-            reason = f"unreadable asset {key!r}: {type(exc).__name__}: {str(exc)[:300]}"
-            log.warning("%s: leaving out item %s (%s); compositing the other observations", quarter, item_id, reason)
-            unreadable[item_id] = reason
-            result.report.dropped.append(Dropped(item_id, reason))
+    outs: list[_TileOut] = []
+    tile_items: dict[str, int] = {}
+    tile_slices: dict[str, int] = {}
+    batch = tile_batch(client)
+    for chunk in batched(tiles, batch):
+        base = len(outs)
+
+        def tick(stage: str, done: int, _total: int, base: int = base) -> None:
+            if progress is not None:
+                progress(stage, base + done, len(tiles))
+
+        while True:
+            units, used = [], {}
+            for ts in tile_sources(index, chunk, exclude=set(unreadable)):
+                block, n_slices = tile_graph(ts, result.rule, cfg, names)
+                tid = tile_id(ts.index)
+                folder = f"{prefix}/{tid}"
+                sources = {it.id: item_stamp(it) for it in ts.items}
+                used.update({it.id: it for it in ts.items})
+                tile_items[tid], tile_slices[tid] = len(ts.items), n_slices
+                key = unit_key("composite", __version__, str(quarter), sources, ccfg.model_dump(mode="json"),
+                               cfg.grid.model_dump(mode="json"), list(ts.gbox.boundingbox))  # fmt: skip
+                task = dask.delayed(_write_tile, pure=True)(block, names, ts.gbox, folder, endpoint,
+                                                            ccfg.ndvi_histogram_bins)  # fmt: skip
+                units.append(Unit(task, folder, key))
+            try:
+                outs += run_units(units, client, "composite", endpoint=endpoint, progress=tick,
+                                  encode=_TileOut.to_json, decode=_TileOut.from_json)  # fmt: skip
+                break
+            except Exception as exc:  # noqa: BLE001 — only a read error that names one of the items' assets is handled
+                culprit = unreadable_asset(exc, list(used.values()), endpoint)
+                if culprit is None or len(unreadable) >= MAX_UNREADABLE:
+                    raise
+                item_id, key = culprit
+                reason = f"unreadable asset {key!r}: {type(exc).__name__}: {str(exc)[:300]}"
+                log.warning("%s: leaving out item %s (%s); compositing the other observations in the tiles it "
+                            "covers", quarter, item_id, reason)  # fmt: skip
+                unreadable[item_id] = reason
+                result.report.dropped.append(Dropped(item_id, reason))
+    items = [it for it in result.items if it.id not in unreadable]
     result = SearchResult(items=items, rule=result.rule, report=result.report)
     hist = np.sum([o.hist for o in outs], axis=0) if outs else None
     sums = sum((o.sums for o in outs), BandSums())
@@ -244,6 +298,8 @@ def run_composite(
         "tiles": {tile_id(i): list(g.boundingbox) for i, g in tiles},
         "layers": names,
         "unreadable": dict(unreadable),
+        "tile_items": tile_items,
+        "tile_slices": tile_slices,
         "items": [it.id for it in result.items],
         "item_versions": {it.id: item_stamp(it) for it in result.items},
         "search": result.report.to_dict(),

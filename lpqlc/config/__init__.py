@@ -2,6 +2,7 @@
 
 from lpqlc.config.pipeline import (
     CHINA_ALBERS,
+    GLANCE_ASIA,
     AOIConfig,
     ClusterConfig,
     CollectionsConfig,
@@ -19,6 +20,7 @@ from lpqlc.config.science import WORLDCOVER_CLASSES, WORLDCOVER_COLOURS, Science
 
 __all__ = [
     "CHINA_ALBERS",
+    "GLANCE_ASIA",
     "AOIConfig",
     "ClusterConfig",
     "CollectionsConfig",

@@ -41,12 +41,19 @@ __all__ = [
     "load_config",
     "config_from_dict",
     "CHINA_ALBERS",
+    "GLANCE_ASIA",
 ]
 
 #: Albers equal-area conic for China (WGS 84, central meridian 105°E, standard parallels 25°N/47°N).
 CHINA_ALBERS = (
     "+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 +lat_2=47 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
 )
+
+#: The default grid CRS: EPSG:10594 "WGS 84 / GLANCE Asia", Lambert azimuthal equal-area centred on
+#: 45°N 100°E. Over the plateau (100.9–114.6°E, 33.7–41.3°N) its scale error is under 0.5 % and its
+#: angular distortion under 1.1°, against 1.9 % and 2.1° for CHINA_ALBERS; and, EPSG-coded, its
+#: published items carry ``proj:epsg`` so stackstac can stack them (docs/configuration.md).
+GLANCE_ASIA = "EPSG:10594"
 
 _EQUAL_AREA_METHODS = ("albers", "equal area", "equal-area", "mollweide", "sinusoidal", "eckert iv")
 
@@ -113,7 +120,7 @@ class ResolutionEra(Frozen):
 class GridConfig(Frozen):
     """One equal-area output grid for the whole AOI; the pixel size changes by era."""
 
-    crs: str = CHINA_ALBERS
+    crs: str = GLANCE_ASIA
     resolutions: tuple[ResolutionEra, ...] = (
         ResolutionEra(start=Quarter(2000, 1), resolution=30.0),
         ResolutionEra(start=Quarter(2016, 1), resolution=10.0),

@@ -32,6 +32,7 @@ __all__ = [
     "search_collection",
     "deduplicate",
     "acquisition_key",
+    "aoi_geometry",
 ]
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,12 @@ def search_api(
     max_retries: int = 5,
     timeout_s: float = 60.0,
     modifier: Any = None,
+    intersects: dict[str, Any] | None = None,
 ) -> list[pystac.Item]:
-    """Items of ``collection`` in ``quarter`` (any time if None) from a STAC API, paged, retried with backoff."""
+    """Items of ``collection`` in ``quarter`` (any time if None) from a STAC API, paged, retried with backoff.
+
+    ``intersects`` (a GeoJSON geometry, lon/lat) searches by geometry instead of ``bbox``.
+    """
     from pystac_client import Client
     from pystac_client.exceptions import APIError
     from pystac_client.stac_api_io import StacApiIO
@@ -162,7 +167,8 @@ def search_api(
             client = Client.open(url, stac_io=io, modifier=modifier, timeout=timeout_s)
             search = client.search(
                 collections=[collection],
-                bbox=bbox,
+                bbox=bbox if intersects is None else None,
+                intersects=intersects,
                 datetime=quarter.datetime_range() if quarter is not None else None,
                 query=query,
                 limit=page_limit,
@@ -174,19 +180,30 @@ def search_api(
     return items
 
 
+def aoi_geometry(cfg: PipelineConfig) -> dict[str, Any] | None:
+    """The GeoJSON geometry (lon/lat) a GeoJSON AOI searches with (``intersects``); None for a bbox AOI."""
+    if cfg.aoi.geojson is None:
+        return None
+    from lpqlc.grid import load_aoi
+
+    return load_aoi(cfg).json  # type: ignore[no-any-return]
+
+
 def _find(cfg: PipelineConfig, collection: str, quarter: Quarter | None, max_cloud_cover: float | None) -> list[pystac.Item]:
     """Items of ``collection`` over the AOI (in ``quarter`` if given) from the configured STAC API or
     static catalog, with the configured href modifier applied."""
     src = cfg.sources
     modifier = resolve_href_modifier(src.href_modifier)
+    shape = aoi_geometry(cfg)
     if src.stac_api is not None:
         return search_api(
             src.stac_api, collection, bbox=cfg.aoi.bbox, quarter=quarter, max_cloud_cover=max_cloud_cover,
             page_limit=src.page_limit, max_retries=src.max_retries, timeout_s=src.timeout_s, modifier=modifier,
+            intersects=shape,
         )  # fmt: skip
     assert src.catalog is not None
     found = search_static(
-        src.catalog, [collection], bbox=cfg.aoi.bbox, start=quarter.start if quarter else None,
+        src.catalog, [collection], bbox=cfg.aoi.bbox, intersects=shape, start=quarter.start if quarter else None,
         end=quarter.end if quarter else None, max_cloud_cover=max_cloud_cover, endpoint_url=cfg.storage.endpoint_url,
     )  # fmt: skip
     return [modifier(it) or it for it in found] if modifier is not None else found

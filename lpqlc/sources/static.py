@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import pystac
 from odc.geo import geom
@@ -28,12 +29,14 @@ def search_static(
     collections: Sequence[str],
     *,
     bbox: tuple[float, float, float, float] | None = None,
+    intersects: dict[str, Any] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     max_cloud_cover: float | None = None,
     endpoint_url: str | None = None,
 ) -> list[pystac.Item]:
-    """Items of ``collections`` in the static catalog intersecting bbox (lon/lat) and [start, end].
+    """Items of ``collections`` in the static catalog intersecting bbox (lon/lat), or the GeoJSON geometry
+    ``intersects`` when given, and [start, end].
 
     Items without ``eo:cloud_cover`` pass the cloud filter (as in a STAC API ``lte`` query, they are
     not dropped silently: the caller sees them). Sorted by datetime, then id.
@@ -42,7 +45,10 @@ def search_static(
         root = read_catalog(catalog, endpoint_url)
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot read the static catalog {catalog}: {exc}") from None
-    area = geom.box(*bbox, crs="EPSG:4326") if bbox else None
+    if intersects is not None:
+        area: geom.Geometry | None = geom.Geometry(intersects, crs="EPSG:4326")
+    else:
+        area = geom.box(*bbox, crs="EPSG:4326") if bbox else None
     out: list[pystac.Item] = []
     for cid in collections:
         coll = root.get_child(cid)
