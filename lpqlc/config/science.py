@@ -224,6 +224,9 @@ class LSFactorConfig(Frozen):
     s_coefficients: tuple[tuple[float, float], ...] = ((10.8, 0.03), (16.8, -0.50), (21.91, -0.96))
     #: An externally supplied LS raster (path or URL); when set it is used instead of the DEM.
     external: str | None = None
+    #: LS runs per tile with a halo of ⌈λ_max/D⌉ + 1 pixels plus this margin (pixels) for depressions that
+    #: straddle a tile edge (docs/erosion.md: tiled vs whole-area differences).
+    tile_fill_margin_px: int = Field(96, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> LSFactorConfig:
