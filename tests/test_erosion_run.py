@@ -15,6 +15,7 @@ import pytest
 import rasterio
 
 from lpqlc.cli import app
+from lpqlc.composite.run import tile_id
 from lpqlc.erosion.run import _fvc_urls, _quarter_layers, run_erosion, static_layers
 from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
@@ -109,10 +110,19 @@ def test_summary_csv_and_plots(year_run: Any) -> None:
 def test_static_layers_are_cached_and_external_ls_is_accepted(year_run: Any, tmp_path: Path) -> None:
     cfg, run, out, _ = year_run
     grid = OutputGrid.from_config(cfg)
-    static = static_layers(cfg, str(out), grid)
-    before = {k: Path(v).stat().st_mtime_ns for k, v in static.items()}
+    counter = CountingScheduler()
+    with dask.config.set(scheduler=counter):
+        static = static_layers(cfg, str(out), grid)  # cached per tile: no task runs
+    assert counter.calls == 0
+    n30 = len(list(grid.iter_tiles(30.0)))
+    assert {k: len(v) for k, v in static.items()} == {"slope": n30, "ls": n30, "k": n30}  # a COG per 30 m tile
+    before = {u: Path(u).stat().st_mtime_ns for v in static.values() for u in v}
     static_layers(cfg, str(out), grid)
-    assert {k: Path(v).stat().st_mtime_ns for k, v in static.items()} == before
+    assert {u: Path(u).stat().st_mtime_ns for v in static.values() for u in v} == before
+    with rasterio.open(static["ls"][0]) as src:
+        assert src.profile["tiled"] and src.overviews(1) is not None
+        ls0 = src.read(1)
+    assert np.isfinite(ls0).mean() > 0.5 and float(np.nanmax(ls0)) > 1
     # a user's LS raster replaces the DEM-derived one
     g30 = grid.geobox(30.0)
     ext = tmp_path / "ls_external.tif"
@@ -120,8 +130,9 @@ def test_static_layers_are_cached_and_external_ls_is_accepted(year_run: Any, tmp
     rusle = cfg.science.rusle.model_copy(update={"ls": cfg.science.rusle.ls.model_copy(update={"external": str(ext)})})
     cfg2 = cfg.model_copy(update={"science": cfg.science.model_copy(update={"rusle": rusle})})
     static2 = static_layers(cfg2, str(tmp_path / "ext"), grid)
-    with rasterio.open(static2["ls"]) as src:
-        assert np.allclose(src.read(1), 3.5)
+    for url in static2["ls"]:
+        with rasterio.open(url) as src:
+            assert np.allclose(src.read(1), 3.5)
 
 
 def test_building_the_erosion_graph_computes_nothing(year_run: Any) -> None:
@@ -175,7 +186,7 @@ def test_erosion_on_workers_from_stac_api_and_s3(s3_archive: SampleArchive, stac
     assert run.years == [] and len(run.tiles) == 4
     for t in run.tiles:
         assert exists(f"{out}/2022Q1/{t}/erosion.tif", stack.s3_endpoint)
-    assert exists(f"{out}/static/ls.tif", stack.s3_endpoint)
+    assert exists(f"{out}/static/{tile_id((0, 0))}/ls.tif", stack.s3_endpoint)
     table = pd.read_csv(io.BytesIO(read_bytes(run.summary_csv, stack.s3_endpoint)))
     whole = table[(table.subregion == "ALL") & (table.period == "Q1")].iloc[0]
     assert whole.area_km2 > 1 and np.isfinite(whole.mean_erosion)

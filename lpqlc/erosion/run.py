@@ -2,7 +2,7 @@
 
 Layout under the output URL::
 
-    static/{slope,ls,k}.tif                      cached static layers on the 30 m grid (computed once)
+    static/<tile>/{slope,ls,k}.tif               static layers on the 30 m grid, per tile (lpqlc.erosion.static)
     <YYYYQn>/<tile>/erosion.tif                  quarterly A, t/(hm²·q)  (+ r, k, ls, c, p with factors)
     <YYYY>/<tile>/{erosion,grade}.tif            annual A, t/(hm²·a), and its SL 190-2007 grade
     summary.csv                                  per year, period and subregion (see docs/erosion.md)
@@ -32,9 +32,9 @@ from lpqlc import __version__
 from lpqlc.composite.run import FVC, composite_summary, ensure_composites, layer_urls, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.erosion.cover import c_factor, p_factor
-from lpqlc.erosion.inputs import k_layer, load_dem, r_quarter, r_quarters, subregion_features
+from lpqlc.erosion.inputs import r_quarter, r_quarters, subregion_features
 from lpqlc.erosion.rusle import erosion_grade
-from lpqlc.erosion.terrain import ls_factor, slope_degrees
+from lpqlc.erosion.static import static_layers
 from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
@@ -42,7 +42,7 @@ from lpqlc.publish.collections import class_colours
 from lpqlc.publish.preview import mosaic_tiles, write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
-from lpqlc.storage import exists, gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
 from lpqlc.units import Unit, marker_key, run_units, unit_key
 
 __all__ = ["ErosionRun", "run_erosion", "static_layers", "FACTORS"]
@@ -64,34 +64,6 @@ class ErosionRun:
     tiles: list[str] = field(default_factory=list)
 
 
-def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid) -> dict[str, str]:
-    """Slope, LS and K on the anchor (30 m) grid, computed once and cached as COGs under ``out/static``.
-
-    LS is taken from ``science.rusle.ls.external`` when set (reprojected bilinear onto the grid).
-    """
-    endpoint = cfg.storage.endpoint_url
-    g30 = grid.geobox(float(cfg.grid.anchor))
-    crs = g30.crs.to_wkt()
-    urls = {name: f"{out}/static/{name}.tif" for name in ("slope", "ls", "k")}
-    if not (exists(urls["slope"], endpoint) and exists(urls["ls"], endpoint)):
-        log.info("computing slope and LS on the %s m grid (%d×%d px)", cfg.grid.anchor, *g30.shape.yx)
-        dem = load_dem(cfg, g30).compute()
-        if bool(dem.isnull().all()):
-            raise ConfigError(f"the DEM collection {cfg.sources.collections.dem!r} does not cover the AOI")
-        slope = slope_degrees(dem)
-        if cfg.science.rusle.ls.external:
-            ls = load_files([cfg.science.rusle.ls.external], g30, name="ls", resampling="bilinear",
-                            endpoint_url=endpoint).compute()  # fmt: skip
-        else:
-            ls = ls_factor(dem, cfg.science.rusle.ls)
-        write_bytes(urls["slope"], cog_bytes(slope.values.astype(np.float32), g30.transform, crs, nodata=float("nan")), endpoint)
-        write_bytes(urls["ls"], cog_bytes(ls.values.astype(np.float32), g30.transform, crs, nodata=float("nan")), endpoint)
-    if not exists(urls["k"], endpoint):
-        k = k_layer(cfg, g30).compute()
-        write_bytes(urls["k"], cog_bytes(k.values.astype(np.float32), g30.transform, crs, nodata=float("nan")), endpoint)
-    return urls
-
-
 def _fvc_urls(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, client: Any) -> list[str]:
     ensure_composites(cfg, comp_dir, [quarter], client)
     summary = composite_summary(cfg, comp_dir, quarter)
@@ -101,7 +73,7 @@ def _fvc_urls(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, client: Any)
     return layer_urls(comp_dir, quarter, summary, FVC)
 
 
-def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, str], r_all: xr.DataArray,
+def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, list[str]], r_all: xr.DataArray,
                     landcover: str, fvc_urls: list[str]) -> dict[str, xr.DataArray]:  # fmt: skip
     """Lazy R, K, LS, C, P and A of a quarter on ``gbox``."""
     endpoint, chunk, rusle = cfg.storage.endpoint_url, cfg.grid.chunk_size, cfg.science.rusle
@@ -111,7 +83,7 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
     lc = load_files(lc_urls, gbox, name="landcover", resampling=lc_resampling, chunks=chunk, endpoint_url=endpoint)
 
     def static_layer(name: str) -> xr.DataArray:
-        return load_files([static[name]], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
+        return load_files(static[name], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
 
     k, ls, slope = static_layer("k"), static_layer("ls"), static_layer("slope")
     if fvc_urls:
@@ -220,7 +192,7 @@ def run_erosion(
     comp_dir = composites or f"{prefix}/composites"
     grid = OutputGrid.from_config(cfg)
     tick = progress or (lambda stage, done, total: None)
-    static = static_layers(cfg, prefix, grid)
+    static = static_layers(cfg, prefix, grid, client)
     tick("static layers", 1, 1)
     years = sorted({q.year for q in quarters})
     r_all = r_quarters(cfg, years)

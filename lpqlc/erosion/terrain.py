@@ -192,12 +192,13 @@ def ls_factor(dem: xr.DataArray, cfg: LSFactorConfig = LSFactorConfig()) -> xr.D
     dx, dy = cell_size_m(dem)
     z = dem.data
     if isinstance(z, da.Array):
-        depth = ls_halo_px(float(np.sqrt(dx * dy).min()), cfg)
+        halo = ls_halo_px(float(np.sqrt(dx * dy).min()), cfg)
+        depth = {0: min(halo, dem.shape[0] - 1), 1: min(halo, dem.shape[1] - 1)}  # a halo ≥ the AOI sees it all
         z = z.astype(np.float32)
         dxa = da.broadcast_to(da.from_array(dx, chunks=(z.chunks[0], 1)), dem.shape, chunks=z.chunks)
         dya = da.broadcast_to(da.from_array(dy, chunks=(z.chunks[0], 1)), dem.shape, chunks=z.chunks)
-        data = da.map_overlap(_ls_block, z, dxa, dya, depth=depth, boundary="none", trim=True, dtype=np.float32,
-                              cfg=cfg, allow_rechunk=True)  # fmt: skip
+        data = da.map_overlap(_ls_block, z, dxa, dya, depth=depth, boundary="none", trim=True,
+                              dtype=np.float32, cfg=cfg, allow_rechunk=True)  # fmt: skip
     else:
         data = _ls_block(np.asarray(z), dx, dy, cfg)
     out = xr.DataArray(data, coords=dem.coords, dims=dem.dims, name="ls")
