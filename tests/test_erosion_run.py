@@ -151,6 +151,22 @@ def test_building_the_erosion_graph_computes_nothing(year_run: Any) -> None:
     assert max(max(c) for c in layers["erosion"].chunks) <= cfg.grid.chunk_size
 
 
+def test_rain_is_read_by_windows_and_windows_agree(year_run: Any) -> None:
+    from lpqlc.erosion.inputs import r_quarters
+
+    cfg, _, _, _ = year_run
+
+    def with_window(px: int) -> Any:
+        r = cfg.science.rusle.r.model_copy(update={"window_px": px})
+        rusle = cfg.science.rusle.model_copy(update={"r": r})
+        return r_quarters(cfg.model_copy(update={"science": cfg.science.model_copy(update={"rusle": rusle})}), [YEAR])
+
+    small, whole = with_window(1), with_window(4096)
+    assert small.data.npartitions == small.shape[1] * small.shape[2] > 1 and whole.data.npartitions == 1
+    assert small.isel(latitude=slice(0, 1), longitude=slice(0, 1)).data.npartitions == 1  # one window, one pixel
+    assert np.allclose(small.values, whole.values, equal_nan=True) and np.isfinite(whole.values).all()
+
+
 def test_cli_erosion_and_its_errors(year_run: Any, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -197,6 +197,13 @@ class RFactorConfig(Frozen):
     warm_months: tuple[int, ...] = (5, 6, 7, 8, 9)
     #: Erosive-day threshold, mm/day (Xie et al. 2016: 10; Zhang et al. 2002: 12).
     threshold_mm: float = Field(10.0, ge=0)
+    #: Missing days (NaN precipitation): "nan" — their half-month's R is NaN; "dry" — they count as dry
+    #: days; "scale" — the observed days' R × days / observed days when at least ``gap_min_observed`` of
+    #: the half-month is observed, else NaN (docs/erosion.md).
+    gap_policy: Literal["nan", "dry", "scale"] = "nan"
+    gap_min_observed: float = Field(0.8, gt=0, le=1)
+    #: Daily precipitation is read in windows of this many pixels square (one Dask task each).
+    window_px: int = Field(64, ge=1)
 
 
 class KFactorConfig(Frozen):
