@@ -74,6 +74,26 @@ def test_quarterly_cogs_sum_to_the_annual_cog_and_grades_follow(year_run: Any) -
     assert np.allclose(prod[fin], a[fin], rtol=1e-4) and float(np.nanmax(a)) > 0
 
 
+def test_quality_layer_and_no_holes_where_a_fill_applies(year_run: Any) -> None:
+    from lpqlc.erosion.gapfill import MISSING, NO_DATA, OBSERVED
+
+    _, _, out, _ = year_run
+    annual, quality = _mosaic(out, str(YEAR), "erosion"), _mosaic(out, str(YEAR), "quality")
+    assert quality.dtype == np.uint8 and set(np.unique(quality).tolist()) <= {0, 1, 2, 3, 4}
+    land = (quality != NO_DATA) & (quality != MISSING)
+    assert land.mean() > 0.5 and np.isfinite(annual[land]).all()  # observed or filled: annual erosion exists
+    quarterly = [_mosaic(out, str(q), "quality") for q in QUARTERS]
+    assert np.array_equal(quality, np.maximum.reduce(quarterly))
+    for q, qa in zip(QUARTERS, quarterly, strict=True):
+        a = _mosaic(out, str(q), "erosion")
+        ok = (qa != NO_DATA) & (qa != MISSING)
+        assert np.isfinite(a[ok]).all() and (qa == OBSERVED).any()
+    table = pd.read_csv(out / "summary.csv")
+    whole = table[(table.subregion == "ALL")]
+    shares = whole[["fvc_observed_pct", "fvc_filled_same_quarter_pct", "fvc_filled_adjacent_pct", "fvc_missing_pct"]]
+    assert np.allclose(shares.sum(axis=1), 100.0)
+
+
 def test_factor_layers_are_in_range(year_run: Any) -> None:
     _, _, out, _ = year_run
     q = str(QUARTERS[2])

@@ -314,6 +314,18 @@ class GradesConfig(Frozen):
         return self
 
 
+class FVCGapFillConfig(Frozen):
+    """FVC for pixel-quarters without a clear observation (lpqlc.erosion.gapfill, docs/erosion.md):
+    rules tried in order; the erosion items' quality layer records which one applied."""
+
+    #: "same_quarter": mean of the same quarter in the nearest adjacent years (up to ``years`` away);
+    #: "adjacent_quarters": mean of the previous and next quarter. An empty tuple disables filling.
+    rules: tuple[Literal["same_quarter", "adjacent_quarters"], ...] = ("same_quarter", "adjacent_quarters")
+    years: int = Field(1, ge=1, le=10)
+    #: Allow "adjacent_quarters" with one side only (at the ends of the series, or one side cloudy too).
+    one_sided: bool = True
+
+
 class RusleConfig(Frozen):
     """RUSLE A = R·K·LS·C·P (SCIENCE.md §3)."""
 
@@ -323,6 +335,7 @@ class RusleConfig(Frozen):
     c: CFactorConfig = CFactorConfig()
     p: PFactorConfig = PFactorConfig()
     grades: GradesConfig = GradesConfig()
+    gapfill: FVCGapFillConfig = FVCGapFillConfig()
 
 
 class TrendConfig(Frozen):

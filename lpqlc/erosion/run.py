@@ -32,6 +32,15 @@ from lpqlc import __version__
 from lpqlc.composite.run import FVC, composite_summary, ensure_composites, layer_urls, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.erosion.cover import c_factor, p_factor
+from lpqlc.erosion.gapfill import (
+    FILLED_ADJACENT,
+    FILLED_SAME_QUARTER,
+    MISSING,
+    OBSERVED,
+    QUALITY,
+    annual_quality,
+    fill_fvc,
+)
 from lpqlc.erosion.inputs import r_quarter, r_quarters, subregion_features
 from lpqlc.erosion.rusle import erosion_grade
 from lpqlc.erosion.static import static_layers
@@ -42,7 +51,7 @@ from lpqlc.publish.collections import class_colours
 from lpqlc.publish.preview import mosaic_tiles, write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
-from lpqlc.storage import gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import exists, gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
 from lpqlc.units import Unit, marker_key, run_units, unit_key
 
 __all__ = ["ErosionRun", "run_erosion", "static_layers", "FACTORS"]
@@ -73,9 +82,57 @@ def _fvc_urls(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, client: Any)
     return layer_urls(comp_dir, quarter, summary, FVC)
 
 
-def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, list[str]], r_all: xr.DataArray,
-                    landcover: str, fvc_urls: list[str]) -> dict[str, xr.DataArray]:  # fmt: skip
-    """Lazy R, K, LS, C, P and A of a quarter on ``gbox``."""
+def _existing_fvc(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> tuple[list[str], str]:
+    """(FVC URLs, digest of composite.json) of a quarter whose composite exists already ([] and "" if
+    none, or it has no FVC): neighbours for gap filling are used when present, never computed for it."""
+    url = f"{comp_dir}/{quarter}/composite.json"
+    if not exists(url, cfg.storage.endpoint_url):
+        return [], ""
+    digest = hashlib.sha256(read_bytes(url, cfg.storage.endpoint_url)).hexdigest()
+    summary = composite_summary(cfg, comp_dir, quarter)
+    return (layer_urls(comp_dir, quarter, summary, FVC) if FVC in summary["layers"] else []), digest
+
+
+@dataclass
+class FVCNeighbours:
+    """FVC URLs of a quarter's gap-filling neighbours: per year distance the same quarter before/after,
+    and the previous and following quarters ([] where absent); ``digests`` identify their composites."""
+
+    same_quarter: list[list[list[str]]] = field(default_factory=list)
+    previous: list[str] = field(default_factory=list)
+    following: list[str] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+
+
+def fvc_neighbours(cfg: PipelineConfig, comp_dir: str, quarter: Quarter,
+                   known: dict[Quarter, list[str]] | None = None) -> FVCNeighbours:  # fmt: skip
+    """The neighbours :func:`lpqlc.erosion.gapfill.fill_fvc` may use for ``quarter`` (``known``: FVC URLs
+    of quarters already resolved, e.g. the run's own)."""
+    known = known or {}
+    gap = cfg.science.rusle.gapfill
+    out = FVCNeighbours()
+
+    def urls(q: Quarter) -> list[str]:
+        if q in known:
+            return known[q]
+        found, digest = _existing_fvc(cfg, comp_dir, q)
+        out.digests.append(f"{q}:{digest}")
+        return found
+
+    if "same_quarter" in gap.rules:
+        for d in range(1, gap.years + 1):
+            ring = [urls(Quarter(quarter.year + s * d, quarter.q)) for s in (-1, 1)]
+            out.same_quarter.append([u for u in ring if u])
+    if "adjacent_quarters" in gap.rules:
+        out.previous, out.following = urls(quarter - 1), urls(quarter + 1)
+    return out
+
+
+def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, list[str]],
+                    r_all: xr.DataArray, landcover: str, fvc_urls: list[str],
+                    neighbours: FVCNeighbours | None = None) -> dict[str, xr.DataArray]:  # fmt: skip
+    """Lazy R, K, LS, C, P, A, the gap-filled FVC and its quality (lpqlc.erosion.gapfill) of a quarter on
+    ``gbox``."""
     endpoint, chunk, rusle = cfg.storage.endpoint_url, cfg.grid.chunk_size, cfg.science.rusle
     lc_urls = landcover_urls(landcover, quarter, cfg)
     lc_res = abs(file_item(lc_urls[0], "landcover", endpoint).assets["landcover"].extra_fields["proj:transform"][0])
@@ -86,16 +143,22 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
         return load_files(static[name], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
 
     k, ls, slope = static_layer("k"), static_layer("ls"), static_layer("slope")
-    if fvc_urls:
-        fvc = load_files(fvc_urls, gbox, name=FVC, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
-    else:
-        fvc = xr.full_like(k, np.nan)
+    def fvc_of(urls: list[str]) -> xr.DataArray:
+        if not urls:
+            return xr.full_like(k, np.nan)
+        return load_files(urls, gbox, name=FVC, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
+
+    nb = neighbours or FVCNeighbours()
+    fvc, quality = fill_fvc(
+        fvc_of(fvc_urls), lc, [[fvc_of(u) for u in ring] for ring in nb.same_quarter],
+        fvc_of(nb.previous) if nb.previous else None, fvc_of(nb.following) if nb.following else None, rusle.gapfill,
+    )  # fmt: skip
     r = r_quarter(cfg, r_all, quarter, gbox)
     r = r.assign_coords(y=k["y"], x=k["x"])  # same grid; exact coordinates from one source
     c = c_factor(lc, fvc, rusle.c)
     p = p_factor(lc, slope, rusle.p)
     a = (r * k * ls * c * p).astype(np.float32).rename("erosion")
-    return {"erosion": a, "r": r, "k": k, "ls": ls, "c": c, "p": p, "landcover": lc}
+    return {"erosion": a, "r": r, "k": k, "ls": ls, "c": c, "p": p, "landcover": lc, "fvc": fvc, "quality": quality}
 
 
 def _input_key(urls: list[str], tile: str, endpoint: str | None) -> str:
@@ -147,9 +210,17 @@ def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: i
                 entry["grades"] = np.bincount(g, minlength=len(grade_breaks) + 1).tolist()
             stats[f"{period}|{code}"] = entry
 
+    def write_quality(period: str, qa: np.ndarray) -> None:
+        write_bytes(f"{prefix}/{period}/{tile}/quality.tif", cog_bytes(qa, gbox.transform, crs, nodata=None,
+                                                                      overview_resampling="mode",
+                                                                      blocksize=blocksize), endpoint)  # fmt: skip
+        stats[f"{period}|quality"] = np.bincount(qa.ravel(), minlength=len(QUALITY)).tolist()
+
     for q in quarters:
         a = arrays[f"{q}/erosion"]
-        write_bytes(f"{prefix}/{q}/{tile}/erosion.tif", cog_bytes(a, gbox.transform, crs, nodata=float("nan"), blocksize=blocksize), endpoint)
+        write_bytes(f"{prefix}/{q}/{tile}/erosion.tif", cog_bytes(a, gbox.transform, crs, nodata=float("nan"),
+                                                                 blocksize=blocksize), endpoint)  # fmt: skip
+        write_quality(q, np.asarray(arrays[f"{q}/quality"], np.uint8))
         if factors:
             for name in FACTORS:
                 blob = cog_bytes(arrays[f"{q}/{name}"].astype(np.float32), gbox.transform, crs, nodata=float("nan"),
@@ -164,6 +235,7 @@ def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: i
         write_bytes(f"{prefix}/{year}/{tile}/grade.tif", cog_bytes(grade, gbox.transform, crs, nodata=0,
                                                                   overview_resampling="mode", colormap=grade_colours,
                                                                   blocksize=blocksize), endpoint)  # fmt: skip
+        write_quality(str(year), annual_quality([arrays[f"{q}/quality"] for q in quarters]))
         accumulate(str(year), annual, True)
     return stats
 
@@ -201,6 +273,7 @@ def run_erosion(
     grade_colours = class_colours(cfg, "erosion-annual", "grade")
 
     units, keys = [], []
+    own = {q: _fvc_urls(cfg, comp_dir, q, client) for q in sorted(quarters)}
     settings = (cfg.science.rusle.model_dump(mode="json"), cfg.science.fvc.model_dump(mode="json"),
                 cfg.grid.model_dump(mode="json"), cfg.sources.collections.model_dump(mode="json"), factors)  # fmt: skip
     for year in years:
@@ -209,8 +282,8 @@ def run_erosion(
         if len(res) > 1:
             raise ConfigError(f"year {year} spans two grid resolutions {sorted(res)}: align grid.resolutions to years")
         gbox = grid.geobox(qs[0])
-        layers = {str(q): _quarter_layers(cfg, q, gbox, static, r_all, landcover, _fvc_urls(cfg, comp_dir, q, client))
-                  for q in qs}  # fmt: skip
+        nbs = {q: fvc_neighbours(cfg, comp_dir, q, own) for q in qs}
+        layers = {str(q): _quarter_layers(cfg, q, gbox, static, r_all, landcover, own[q], nbs[q]) for q in qs}
         tiles = grid.tiles(qs[0])
         # a unit's inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify,
         # else the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
@@ -219,21 +292,27 @@ def run_erosion(
         for index, tile_gbox in grid.iter_tiles(qs[0]):
             ys, xs = tiles.roi[index]
             arrays = {f"{q}/{name}": layers[q][name].isel(y=ys, x=xs).data
-                      for q in layers for name in (("erosion", *FACTORS) if factors else ("erosion",))}  # fmt: skip
+                      for q in layers for name in (("erosion", "quality", *FACTORS) if factors else ("erosion", "quality"))}  # fmt: skip
             t = tile_id(index)
             task = dask.delayed(_write_year_tile, pure=True)(
                 arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, t,
                 endpoint, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize,
             )  # fmt: skip
             upstream = [_input_key(urls, t, endpoint) for urls in lc_urls]
-            key = unit_key("erosion", __version__, [str(q) for q in qs], t, upstream, comps, settings)
+            neighbour_digests = sorted({d for n in nbs.values() for d in n.digests})
+            key = unit_key("erosion", __version__, [str(q) for q in qs], t, upstream, comps, neighbour_digests, settings)
             # the marker sits with the annual outputs, or (a partial year) with its last quarter's
             units.append(Unit(task, f"{prefix}/{year if len(qs) == 4 else qs[-1]}/{t}", key))
             keys.append((year, t))
     results = run_units(units, client, "erosion", endpoint=endpoint, progress=progress)
     merged: dict[str, dict[str, Any]] = {}
+    quality: dict[str, np.ndarray] = {}
     for stats in results:
         for key, e in stats.items():
+            if key.endswith("|quality"):
+                period = key.split("|")[0]
+                quality[period] = quality.get(period, np.zeros(len(QUALITY), np.int64)) + np.asarray(e)
+                continue
             m = merged.setdefault(key, {"sum": 0.0, "n": 0})
             m["sum"] += e["sum"]
             m["n"] += e["n"]
@@ -241,11 +320,22 @@ def run_erosion(
                 m["grades"] = (np.asarray(m.get("grades", 0)) + np.asarray(e["grades"])).tolist()
     csv_url = f"{prefix}/summary.csv"
     table = _summary_table(merged, grid, quarters, cfg)
+    for code, name in ((OBSERVED, "observed"), (FILLED_SAME_QUARTER, "filled_same_quarter"),
+                       (FILLED_ADJACENT, "filled_adjacent"), (MISSING, "missing")):  # fmt: skip
+        # share of the land pixels (quality ≠ no data) per period, whole AOI (subregion ALL)
+        table[f"fvc_{name}_pct"] = [
+            100.0 * quality[_period_key(r)][code] / max(1, quality[_period_key(r)][1:].sum())
+            if r.subregion == "ALL" and _period_key(r) in quality else np.nan for r in table.itertuples()
+        ]  # fmt: skip
     write_bytes(csv_url, table.to_csv(index=False, float_format="%.6g").encode(), endpoint)
     run = ErosionRun(prefix=prefix, quarters=sorted(quarters), years=[y for y in years if sum(q.year == y for q in quarters) == 4],
                      summary_csv=csv_url, tiles=sorted({t for _, t in keys}))  # fmt: skip
     run.plots = _plots(run, table, grid, cfg)
     return run
+
+
+def _period_key(row: Any) -> str:
+    return str(row.year) if row.period == "annual" else f"{row.year}{row.period}"
 
 
 def _summary_table(merged: dict[str, dict[str, Any]], grid: OutputGrid, quarters: list[Quarter], cfg: PipelineConfig) -> Any:
