@@ -36,6 +36,7 @@ from lpqlc.erosion.gapfill import (
     FILLED_ADJACENT,
     FILLED_SAME_QUARTER,
     MISSING,
+    NO_DATA,
     OBSERVED,
     QUALITY,
     annual_quality,
@@ -193,7 +194,8 @@ def _subregion_raster(features: list[tuple[str, dict[str, Any]]], gbox: GeoBox) 
 def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: int | None, gbox: GeoBox,
                      prefix: str, tile: str, endpoint: str | None, factors: bool,
                      features: list[tuple[str, dict[str, Any]]], grade_breaks: tuple[float, ...],
-                     grade_colours: dict[int, str] | None = None, blocksize: int = 512) -> dict[str, Any]:  # fmt: skip
+                     grade_colours: dict[int, str] | None = None, blocksize: int = 512,
+                     quality_colours: dict[int, str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Write one tile's quarterly (and annual) layers; return sums per (period, subregion)."""
     crs = gbox.crs.to_wkt()
     regions = _subregion_raster(features, gbox)
@@ -211,8 +213,8 @@ def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: i
             stats[f"{period}|{code}"] = entry
 
     def write_quality(period: str, qa: np.ndarray) -> None:
-        write_bytes(f"{prefix}/{period}/{tile}/quality.tif", cog_bytes(qa, gbox.transform, crs, nodata=None,
-                                                                      overview_resampling="mode",
+        write_bytes(f"{prefix}/{period}/{tile}/quality.tif", cog_bytes(qa, gbox.transform, crs, nodata=NO_DATA,
+                                                                      overview_resampling="mode", colormap=quality_colours,
                                                                       blocksize=blocksize), endpoint)  # fmt: skip
         stats[f"{period}|quality"] = np.bincount(qa.ravel(), minlength=len(QUALITY)).tolist()
 
@@ -271,6 +273,7 @@ def run_erosion(
     features = subregion_features(cfg)
     grades = cfg.science.rusle.grades
     grade_colours = class_colours(cfg, "erosion-annual", "grade")
+    quality_colours = class_colours(cfg, "erosion", "quality")
 
     units, keys = [], []
     own = {q: _fvc_urls(cfg, comp_dir, q, client) for q in sorted(quarters)}
@@ -296,7 +299,7 @@ def run_erosion(
             t = tile_id(index)
             task = dask.delayed(_write_year_tile, pure=True)(
                 arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, t,
-                endpoint, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize,
+                endpoint, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize, quality_colours,
             )  # fmt: skip
             upstream = [_input_key(urls, t, endpoint) for urls in lc_urls]
             neighbour_digests = sorted({d for n in nbs.values() for d in n.digests})

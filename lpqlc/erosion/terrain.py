@@ -18,7 +18,7 @@ import xarray as xr
 from odc.geo import CRS
 
 from lpqlc.config.science import LSFactorConfig
-from lpqlc.erosion.flow import d8_steepest, fill_depressions, upstream_area_m2
+from lpqlc.erosion.flow import accumulate, d8_steepest, fill_depressions
 
 __all__ = ["cell_size_m", "slope_degrees", "aspect_radians", "s_factor", "m_exponent", "l_factor", "ls_factor", "ls_halo_px", "upstream_area"]
 
@@ -133,9 +133,9 @@ def m_exponent(slope_deg: Any, cfg: LSFactorConfig = LSFactorConfig()) -> Any:
 def upstream_area(dem: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """Upstream area in m² of each cell (itself included) by D8 steepest descent on the depression-filled
     DEM (:mod:`lpqlc.erosion.flow`); ``dx``/``dy`` cell sizes in m per row, shape (y, 1)."""
-    filled, d8_fill = fill_depressions(dem)
+    filled, d8_fill, order = fill_depressions(dem)
     d8 = d8_steepest(filled, d8_fill, dx, dy)
-    return upstream_area_m2(d8, dx * dy)
+    return accumulate(d8, order, dx * dy)
 
 
 def l_factor(a_in: np.ndarray, cell_m: np.ndarray, aspect: np.ndarray, slope_deg: np.ndarray,
