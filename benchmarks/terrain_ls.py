@@ -98,13 +98,12 @@ def _legacy(folder: Path, out: Path, crop: int | None) -> None:
 # ---------------------------------------------------------------------------------------------- ours
 def _ours(folder: Path, out: Path, crop: int | None, chunk: int, threads: int) -> None:
     import dask
+    import rasterio
     from odc.geo.cog import save_cog_with_dask
+    from odc.geo.geobox import GeoBox
     from odc.geo.xr import assign_crs
 
     from lpqlc.erosion.terrain import ls_factor, slope_degrees
-    import rasterio
-    from odc.geo.geobox import GeoBox
-
     from lpqlc.sources.rasters import load_files
 
     with rasterio.open(folder / "dem.tif") as src:

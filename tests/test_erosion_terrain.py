@@ -67,6 +67,20 @@ def test_d8_is_steepest_descent_on_the_real_dem(jacksboro30: xr.DataArray) -> No
     assert area[pits].sum() == pytest.approx(z.size * 900.0, rel=1e-9)
 
 
+def test_fused_ls_equals_the_numpy_composition(jacksboro30: xr.DataArray) -> None:
+    from lpqlc.erosion.terrain import _ls_block, _ls_numpy, cell_size_m
+
+    dem = jacksboro30.isel(y=slice(0, 300), x=slice(0, 300))
+    z = dem.values.copy()
+    z[:3, :4] = np.nan  # nodata, and Horn's window next to it, give NaN in both
+    dx, dy = cell_size_m(dem)
+    for cfg in (LSFactorConfig(), LSFactorConfig(slope_length_cap_m=60.0)):
+        fused, ref = _ls_block(z, dx, dy, cfg), _ls_numpy(z, dx, dy, cfg)
+        assert np.array_equal(np.isnan(fused), np.isnan(ref)) and np.isnan(fused[np.isnan(z)]).all()
+        ok = np.isfinite(ref)
+        assert ok.mean() > 0.98 and np.allclose(fused[ok], ref[ok], rtol=1e-5, atol=1e-6)
+
+
 def test_flats_and_ties_follow_the_documented_rule() -> None:
     # a closed basin with a flat floor draining east through one gap; equal drops: E beats S and SE
     z = np.full((7, 7), 10.0, np.float32)

@@ -43,13 +43,14 @@ from lpqlc.erosion.gapfill import (
     fill_fvc,
 )
 from lpqlc.erosion.inputs import r_quarter, r_quarters, subregion_features
+from lpqlc.erosion.reductions import display_image
 from lpqlc.erosion.rusle import erosion_grade
 from lpqlc.erosion.static import static_layers
 from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.collections import class_colours
-from lpqlc.publish.preview import mosaic_tiles, write_png
+from lpqlc.publish.preview import write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
 from lpqlc.storage import exists, gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
@@ -413,8 +414,10 @@ def _plots(run: ErosionRun, table: Any, grid: OutputGrid, cfg: PipelineConfig) -
     period = str(run.years[-1]) if run.years else str(run.quarters[-1])
     q0 = Quarter(int(period), 1) if run.years else run.quarters[-1]
     full = grid.geobox(q0)
-    urls = {index: f"{run.prefix}/{period}/{tile_id(index)}/erosion.tif" for index, _ in grid.iter_tiles(q0)}
-    m = mosaic_tiles(urls, full, grid.grid.tile_size, endpoint)
+    urls = [f"{run.prefix}/{period}/{tile_id(index)}/erosion.tif" for index, _ in grid.iter_tiles(q0)]
+    # a display-sized view (every k-th pixel) read lazily from the tiles: nothing AOI-sized on the client
+    lazy = load_files(urls, full, name="erosion", chunks=cfg.grid.chunk_size, endpoint_url=endpoint)
+    m = np.asarray(display_image(lazy).values, np.float64)
     fig, ax = plt.subplots(figsize=(6, 5))
     vmax = float(np.nanpercentile(m, 98)) if np.isfinite(m).any() else 1.0
     im = ax.imshow(m, cmap="YlOrBr", vmin=0, vmax=max(vmax, 1e-6))
