@@ -12,10 +12,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import numpy as np
 
 from lpqlc.config import PipelineConfig
-from lpqlc.publish.collections import collection_id
+from lpqlc.erosion.reductions import class_counts, display_image, finite_sum_count, pair_counts
+from lpqlc.publish.collections import class_colours, collection_id
 from lpqlc.publish.datacube import datacube_name, open_datacube
 from lpqlc.publish.preview import write_png
 from lpqlc.quarter import Quarter
@@ -124,10 +126,22 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
         rep.files.append(url)
         return name
 
-    # land-cover area per class and quarter: one pass over the datacube, counts per time step
+    # every number and map of the report in one pass of Dask reductions over the datacubes' chunks
+    # (lpqlc.erosion.reductions): per-chunk partial counts and sums reach the client, no AOI-sized array
     labels = [str(Quarter.of(pd.Timestamp(t).to_pydatetime())) for t in lc["time"].values]
-    counts = np.stack([np.bincount(np.asarray(lc.isel(time=i).values).ravel(), minlength=256)[codes]
-                       for i in range(lc.sizes["time"])])  # fmt: skip
+    lazy: dict[str, Any] = {
+        "counts": class_counts(lc), "matrix": pair_counts(lc.isel(time=0), lc.isel(time=-1), codes),
+        "first": display_image(lc.isel(time=0)).data, "last": display_image(lc.isel(time=-1)).data,
+    }  # fmt: skip
+    ero_url = f"{root}/{collection_id(cfg, 'erosion-annual')}/{datacube_name(res)}"
+    ds = open_datacube(ero_url, endpoint) if exists(ero_url, endpoint) else None
+    g = cfg.science.rusle.grades
+    if ds is not None:
+        lazy["sum"], lazy["n"] = finite_sum_count(ds["erosion"])
+        lazy["grades"] = class_counts(ds["grade"], len(g.names) + 1)
+        lazy["grade_img"] = display_image(ds["grade"].isel(time=-1)).data
+    got = dict(zip(lazy, dask.compute(*lazy.values()), strict=True))
+    counts = np.asarray(got["counts"])[:, codes]
     area = pd.DataFrame(counts * px_km2, index=pd.Index(labels, name="time"), columns=[classes[c] for c in codes])
     rep.area_km2 = area
     md = [f"# {cfg.name}: land cover and soil erosion", "", f"Published catalog: `{root}/catalog.json`", "",
@@ -136,8 +150,7 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
     md.append(f"Table: [{save_csv(area, 'landcover_area.csv')}]({'landcover_area.csv'})")
 
     # transitions from the first to the last quarter
-    first, last = np.asarray(lc.isel(time=0).values), np.asarray(lc.isel(time=-1).values)
-    matrix = transition_matrix(first, last, codes)
+    first, last, matrix = np.asarray(got["first"]), np.asarray(got["last"]), np.asarray(got["matrix"])
     names = [classes[c] for c in codes]
     rep.transitions = pd.DataFrame(matrix * px_km2, index=pd.Index(names, name="from"), columns=names)
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -147,21 +160,17 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
            f"![transitions]({save_png(fig, 'transitions.png')})", f"Matrix: [{save_csv(rep.transitions, 'transitions.csv')}](transitions.csv)"]  # fmt: skip
 
     # erosion per year, from the annual datacube when there is one
-    ero_url = f"{root}/{collection_id(cfg, 'erosion-annual')}/{datacube_name(res)}"
     grade_img = None
-    if exists(ero_url, endpoint):
-        ds = open_datacube(ero_url, endpoint)
-        g = cfg.science.rusle.grades
+    if ds is not None:
         eroded_from = g.names.index(g.eroded_from) + 1
         rows = []
         for i, t in enumerate(ds["time"].values):
-            a = np.asarray(ds["erosion"].isel(time=i).values, np.float64)
-            grade = np.asarray(ds["grade"].isel(time=i).values)
-            valid = np.isfinite(a)
-            rows.append({"year": str(t)[:4], "mean_erosion_t_hm2_a": float(a[valid].mean()) if valid.any() else np.nan,
-                         "eroded_area_km2": float((grade >= eroded_from).sum() * px_km2),
-                         "eroded_area_pct": float(100 * (grade >= eroded_from).sum() / max(1, (grade > 0).sum()))})  # fmt: skip
-            grade_img = grade
+            total, n, gc = float(got["sum"][i]), int(got["n"][i]), np.asarray(got["grades"][i])
+            eroded = int(gc[eroded_from:].sum())
+            rows.append({"year": str(t)[:4], "mean_erosion_t_hm2_a": total / n if n else np.nan,
+                         "eroded_area_km2": float(eroded * px_km2),
+                         "eroded_area_pct": float(100 * eroded / max(1, int(gc[1:].sum())))})  # fmt: skip
+        grade_img = np.asarray(got["grade_img"])
         table = pd.DataFrame(rows).set_index("year")
         rep.erosion = table
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -183,15 +192,20 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
     lc_cmap = ListedColormap(["#ffffff"] + [colours[c] for c in codes])
     for ax, (title, img) in zip(np.atleast_1d(axes), panels, strict=True):
         if title.startswith("erosion"):
-            gc = ["#ffffff", "#1a9641", "#a6d96a", "#ffffbf", "#fdae61", "#f46d43", "#d7191c"]
-            ax.imshow(img, cmap=ListedColormap(gc[: len(cfg.science.rusle.grades.names) + 1]), vmin=0,
-                      vmax=len(cfg.science.rusle.grades.names), interpolation="nearest")  # fmt: skip
+            gnames = cfg.science.rusle.grades.names
+            gcol = class_colours(cfg, "erosion-annual", "grade")
+            gc = ["#ffffff"] + [gcol.get(i + 1, "#808080") for i in range(len(gnames))]
+            ax.imshow(img, cmap=ListedColormap(gc), vmin=0, vmax=len(gnames), interpolation="nearest")
+            # the grade map's own legend: grade names and their colours
+            ax.legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in gc[1:]], list(gnames), title="erosion grade",
+                      loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, title_fontsize=7, frameon=False)  # fmt: skip
         else:
             ax.imshow(lut[img], cmap=lc_cmap, vmin=0, vmax=len(codes), interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[c]) for c in codes]
-    fig.legend(handles, names, loc="lower center", ncol=len(codes), fontsize=7, frameon=False)
+    fig.legend(handles, names, loc="lower center", ncol=len(codes), fontsize=7, frameon=False, title="land cover",
+               title_fontsize=7)  # fmt: skip
     md += ["", "## Maps", "", f"![maps]({save_png(fig, 'maps.png')})", ""]
     from lpqlc.analysis.report import report_section  # issue 18: the analyses' section, when they have run
 

@@ -140,6 +140,36 @@ def test_r_threshold_half_months_and_seasons() -> None:
     assert r_factor(precip, RFactorConfig(threshold_mm=12.0)).sel(quarter="2021Q1").item() == 0.0
 
 
+def test_missing_rain_is_never_a_dry_day() -> None:
+    time = pd.date_range("2021-01-01", "2021-12-31", freq="D")
+    p = np.zeros((time.size, 2))
+    p[time.get_loc(pd.Timestamp("2021-07-05"))] = 30.0  # a storm in the 1st half of July, both pixels
+    p[time.get_loc(pd.Timestamp("2021-07-10")), 1] = np.nan  # pixel 1 misses a day of that half-month
+    precip = xr.DataArray(p, dims=("time", "i"), coords={"time": time})
+    storm = 0.3937 * 30.0**1.7265
+    half = r_half_months(precip).sel(year=2021)
+    assert half.sel(half_month=12, i=0).item() == pytest.approx(storm)
+    assert np.isnan(half.sel(half_month=12, i=1).item())  # not the dry-day value 0, nor the storm's alone
+    assert np.isfinite(half.sel(i=1).drop_sel(half_month=12)).all()  # only that half-month
+    rq = r_factor(precip)
+    assert rq.sel(quarter="2021Q3", i=0).item() == pytest.approx(storm)
+    assert np.isnan(rq.sel(quarter="2021Q3", i=1).item()) and np.isfinite(rq.sel(quarter="2021Q2", i=1).item())
+    assert np.isnan(r_annual(rq).sel(year=2021, i=1).item())
+    # the documented fills: "dry" reads the gap as a dry day; "scale" scales the observed days
+    dry = r_factor(precip, RFactorConfig(gap_policy="dry")).sel(quarter="2021Q3", i=1).item()
+    assert dry == pytest.approx(storm)
+    scaled = r_half_months(precip, RFactorConfig(gap_policy="scale")).sel(year=2021, half_month=12, i=1).item()
+    assert scaled == pytest.approx(storm * 15 / 14)
+    # "scale" gives up when too little of the half-month is observed
+    p2 = p.copy()
+    p2[time.get_loc(pd.Timestamp("2021-07-01")):time.get_loc(pd.Timestamp("2021-07-05")), 1] = np.nan
+    sparse = xr.DataArray(p2, dims=("time", "i"), coords={"time": time})
+    assert np.isnan(r_half_months(sparse, RFactorConfig(gap_policy="scale")).sel(year=2021, half_month=12, i=1).item())
+    # lazy input stays lazy and gives the same
+    lazy = r_factor(precip.chunk({"time": 100}))
+    assert lazy.chunks is not None and np.allclose(lazy.values, rq.values, equal_nan=True)
+
+
 # ------------------------------------------------------------------------------------------ grades
 def test_grades_at_every_threshold() -> None:
     cfg = GradesConfig()

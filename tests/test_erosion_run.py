@@ -15,6 +15,7 @@ import pytest
 import rasterio
 
 from lpqlc.cli import app
+from lpqlc.composite.run import tile_id
 from lpqlc.erosion.run import _fvc_urls, _quarter_layers, run_erosion, static_layers
 from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
@@ -73,6 +74,26 @@ def test_quarterly_cogs_sum_to_the_annual_cog_and_grades_follow(year_run: Any) -
     assert np.allclose(prod[fin], a[fin], rtol=1e-4) and float(np.nanmax(a)) > 0
 
 
+def test_quality_layer_and_no_holes_where_a_fill_applies(year_run: Any) -> None:
+    from lpqlc.erosion.gapfill import MISSING, NO_DATA, OBSERVED
+
+    _, _, out, _ = year_run
+    annual, quality = _mosaic(out, str(YEAR), "erosion"), _mosaic(out, str(YEAR), "quality")
+    assert quality.dtype == np.uint8 and set(np.unique(quality).tolist()) <= {0, 1, 2, 3, 4}
+    land = (quality != NO_DATA) & (quality != MISSING)
+    assert land.mean() > 0.5 and np.isfinite(annual[land]).all()  # observed or filled: annual erosion exists
+    quarterly = [_mosaic(out, str(q), "quality") for q in QUARTERS]
+    assert np.array_equal(quality, np.maximum.reduce(quarterly))
+    for q, qa in zip(QUARTERS, quarterly, strict=True):
+        a = _mosaic(out, str(q), "erosion")
+        ok = (qa != NO_DATA) & (qa != MISSING)
+        assert np.isfinite(a[ok]).all() and (qa == OBSERVED).any()
+    table = pd.read_csv(out / "summary.csv")
+    whole = table[(table.subregion == "ALL")]
+    shares = whole[["fvc_observed_pct", "fvc_filled_same_quarter_pct", "fvc_filled_adjacent_pct", "fvc_missing_pct"]]
+    assert np.allclose(shares.sum(axis=1), 100.0)
+
+
 def test_factor_layers_are_in_range(year_run: Any) -> None:
     _, _, out, _ = year_run
     q = str(QUARTERS[2])
@@ -109,10 +130,19 @@ def test_summary_csv_and_plots(year_run: Any) -> None:
 def test_static_layers_are_cached_and_external_ls_is_accepted(year_run: Any, tmp_path: Path) -> None:
     cfg, run, out, _ = year_run
     grid = OutputGrid.from_config(cfg)
-    static = static_layers(cfg, str(out), grid)
-    before = {k: Path(v).stat().st_mtime_ns for k, v in static.items()}
+    counter = CountingScheduler()
+    with dask.config.set(scheduler=counter):
+        static = static_layers(cfg, str(out), grid)  # cached per tile: no task runs
+    assert counter.calls == 0
+    n30 = len(list(grid.iter_tiles(30.0)))
+    assert {k: len(v) for k, v in static.items()} == {"slope": n30, "ls": n30, "k": n30}  # a COG per 30 m tile
+    before = {u: Path(u).stat().st_mtime_ns for v in static.values() for u in v}
     static_layers(cfg, str(out), grid)
-    assert {k: Path(v).stat().st_mtime_ns for k, v in static.items()} == before
+    assert {u: Path(u).stat().st_mtime_ns for v in static.values() for u in v} == before
+    with rasterio.open(static["ls"][0]) as src:
+        assert src.profile["tiled"] and src.overviews(1) is not None
+        ls0 = src.read(1)
+    assert np.isfinite(ls0).mean() > 0.5 and float(np.nanmax(ls0)) > 1
     # a user's LS raster replaces the DEM-derived one
     g30 = grid.geobox(30.0)
     ext = tmp_path / "ls_external.tif"
@@ -120,8 +150,9 @@ def test_static_layers_are_cached_and_external_ls_is_accepted(year_run: Any, tmp
     rusle = cfg.science.rusle.model_copy(update={"ls": cfg.science.rusle.ls.model_copy(update={"external": str(ext)})})
     cfg2 = cfg.model_copy(update={"science": cfg.science.model_copy(update={"rusle": rusle})})
     static2 = static_layers(cfg2, str(tmp_path / "ext"), grid)
-    with rasterio.open(static2["ls"]) as src:
-        assert np.allclose(src.read(1), 3.5)
+    for url in static2["ls"]:
+        with rasterio.open(url) as src:
+            assert np.allclose(src.read(1), 3.5)
 
 
 def test_building_the_erosion_graph_computes_nothing(year_run: Any) -> None:
@@ -138,6 +169,22 @@ def test_building_the_erosion_graph_computes_nothing(year_run: Any) -> None:
     assert counter.calls == 0
     assert all(v.chunks is not None for v in layers.values())
     assert max(max(c) for c in layers["erosion"].chunks) <= cfg.grid.chunk_size
+
+
+def test_rain_is_read_by_windows_and_windows_agree(year_run: Any) -> None:
+    from lpqlc.erosion.inputs import r_quarters
+
+    cfg, _, _, _ = year_run
+
+    def with_window(px: int) -> Any:
+        r = cfg.science.rusle.r.model_copy(update={"window_px": px})
+        rusle = cfg.science.rusle.model_copy(update={"r": r})
+        return r_quarters(cfg.model_copy(update={"science": cfg.science.model_copy(update={"rusle": rusle})}), [YEAR])
+
+    small, whole = with_window(1), with_window(4096)
+    assert small.data.npartitions == small.shape[1] * small.shape[2] > 1 and whole.data.npartitions == 1
+    assert small.isel(latitude=slice(0, 1), longitude=slice(0, 1)).data.npartitions == 1  # one window, one pixel
+    assert np.allclose(small.values, whole.values, equal_nan=True) and np.isfinite(whole.values).all()
 
 
 def test_cli_erosion_and_its_errors(year_run: Any, tmp_path: Path) -> None:
@@ -175,7 +222,7 @@ def test_erosion_on_workers_from_stac_api_and_s3(s3_archive: SampleArchive, stac
     assert run.years == [] and len(run.tiles) == 4
     for t in run.tiles:
         assert exists(f"{out}/2022Q1/{t}/erosion.tif", stack.s3_endpoint)
-    assert exists(f"{out}/static/ls.tif", stack.s3_endpoint)
+    assert exists(f"{out}/static/{tile_id((0, 0))}/ls.tif", stack.s3_endpoint)
     table = pd.read_csv(io.BytesIO(read_bytes(run.summary_csv, stack.s3_endpoint)))
     whole = table[(table.subregion == "ALL") & (table.period == "Q1")].iloc[0]
     assert whole.area_km2 > 1 and np.isfinite(whole.mean_erosion)

@@ -199,6 +199,13 @@ class RFactorConfig(Frozen):
     warm_months: tuple[int, ...] = (5, 6, 7, 8, 9)
     #: Erosive-day threshold, mm/day (Xie et al. 2016: 10; Zhang et al. 2002: 12).
     threshold_mm: float = Field(10.0, ge=0)
+    #: Missing days (NaN precipitation): "nan" — their half-month's R is NaN; "dry" — they count as dry
+    #: days; "scale" — the observed days' R × days / observed days when at least ``gap_min_observed`` of
+    #: the half-month is observed, else NaN (docs/erosion.md).
+    gap_policy: Literal["nan", "dry", "scale"] = "nan"
+    gap_min_observed: float = Field(0.8, gt=0, le=1)
+    #: Daily precipitation is read in windows of this many pixels square (one Dask task each).
+    window_px: int = Field(64, ge=1)
 
 
 class KFactorConfig(Frozen):
@@ -226,6 +233,9 @@ class LSFactorConfig(Frozen):
     s_coefficients: tuple[tuple[float, float], ...] = ((10.8, 0.03), (16.8, -0.50), (21.91, -0.96))
     #: An externally supplied LS raster (path or URL); when set it is used instead of the DEM.
     external: str | None = None
+    #: LS runs per tile with a halo of ⌈λ_max/D⌉ + 1 pixels plus this margin (pixels) for depressions that
+    #: straddle a tile edge (docs/erosion.md: tiled vs whole-area differences).
+    tile_fill_margin_px: int = Field(96, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> LSFactorConfig:
@@ -306,6 +316,18 @@ class GradesConfig(Frozen):
         return self
 
 
+class FVCGapFillConfig(Frozen):
+    """FVC for pixel-quarters without a clear observation (lpqlc.erosion.gapfill, docs/erosion.md):
+    rules tried in order; the erosion items' quality layer records which one applied."""
+
+    #: "same_quarter": mean of the same quarter in the nearest adjacent years (up to ``years`` away);
+    #: "adjacent_quarters": mean of the previous and next quarter. An empty tuple disables filling.
+    rules: tuple[Literal["same_quarter", "adjacent_quarters"], ...] = ("same_quarter", "adjacent_quarters")
+    years: int = Field(1, ge=1, le=10)
+    #: Allow "adjacent_quarters" with one side only (at the ends of the series, or one side cloudy too).
+    one_sided: bool = True
+
+
 class RusleConfig(Frozen):
     """RUSLE A = R·K·LS·C·P (SCIENCE.md §3)."""
 
@@ -315,6 +337,7 @@ class RusleConfig(Frozen):
     c: CFactorConfig = CFactorConfig()
     p: PFactorConfig = PFactorConfig()
     grades: GradesConfig = GradesConfig()
+    gapfill: FVCGapFillConfig = FVCGapFillConfig()
 
 
 class TrendConfig(Frozen):

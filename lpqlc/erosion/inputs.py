@@ -3,12 +3,12 @@
 Resampling per input (documented in docs/erosion.md):
 
 - DEM (30 m, geographic) → the equal-area 30 m grid, **bilinear**; slope and LS are computed there
-  once (LS needs catchment-wide flow routing) and cached as COGs; on the 10 m grid they are read back
+  per tile (LS with a halo, :mod:`lpqlc.erosion.static`) and cached as COGs; on the 10 m grid they are read back
   **bilinear**.
 - Soil (250 m): K is computed on the soil grid from sand/silt/clay/organic carbon, then reprojected
   **bilinear** (K is nonlinear in texture: computing it first keeps the EPIC curve intact).
-- Precipitation (0.05° daily): R is computed per quarter on the precipitation grid, then reprojected
-  **bilinear**.
+- Precipitation (0.05° daily): R is computed per quarter on the precipitation grid, window by window
+  (each task reads one window of the year's daily file), then reprojected **bilinear**.
 - Land cover: **mode** when the source is finer than the grid, **nearest** otherwise.
 - FVC: from the composites' ``fvc`` COGs, **bilinear**.
 """
@@ -90,27 +90,44 @@ def k_layer(cfg: PipelineConfig, geobox: GeoBox) -> xr.DataArray:
     return k.odc.reproject(geobox, resampling="bilinear", dst_nodata=np.nan, chunks=(c, c)).rename("k")
 
 
-def _read_precip_year(href: str, endpoint: str | None) -> np.ndarray:
+def _read_precip_window(href: str, endpoint: str | None, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """(days, y, x) float32 mm of one window of a year's daily file; its nodata becomes NaN."""
+    from rasterio.windows import Window
+
+    window = Window.from_slices(rows, cols)
     with rasterio.Env(**gdal_env(endpoint)), rasterio.open(href) as src:
-        data = src.read().astype(np.float32)
+        data = src.read(window=window).astype(np.float32)
         if src.nodata is not None:
             data[data == src.nodata] = np.nan
     return data
 
 
-def _r_year(href: str, endpoint: str | None, year: int, rcfg: Any) -> np.ndarray:
-    """(4, y, x) quarterly R of one year from its daily precipitation file (runs in one task)."""
-    daily = _read_precip_year(href, endpoint)
+def _r_window(href: str, endpoint: str | None, year: int, rcfg: Any, rows: tuple[int, int],
+              cols: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    """(4, y, x) quarterly R of one window of one year's daily precipitation file (one task)."""
+    daily = _read_precip_window(href, endpoint, rows, cols)
     times = pd.date_range(date(year, 1, 1), periods=daily.shape[0], freq="D")
     r = r_factor(xr.DataArray(daily, dims=("time", "y", "x"), coords={"time": times}), rcfg)
     return np.asarray(r.transpose("quarter", "y", "x").values, dtype=np.float32)
 
 
+def _r_year(href: str, endpoint: str | None, year: int, rcfg: Any, shape: tuple[int, int]) -> da.Array:
+    """Lazy (4, y, x) quarterly R of a year: one task per ``rcfg.window_px`` window of the daily file."""
+    w = int(rcfg.window_px)
+    blocks = [[da.from_delayed(dask.delayed(_r_window, pure=True)(href, endpoint, year, rcfg, (r0, min(r0 + w, shape[0])),
+                                                                  (c0, min(c0 + w, shape[1]))),
+                               shape=(4, min(w, shape[0] - r0), min(w, shape[1] - c0)), dtype=np.float32)
+               for c0 in range(0, shape[1], w)] for r0 in range(0, shape[0], w)]  # fmt: skip
+    return da.block(blocks)
+
+
 def r_quarters(cfg: PipelineConfig, years: list[int]) -> xr.DataArray:
     """Lazy quarterly R (quarter, lat/y, lon/x), MJ·mm/(hm²·h·q), on the precipitation grid.
 
-    One task per year reads that year's daily file and applies the half-month model
-    (:func:`lpqlc.erosion.rfactor.r_factor`); coordinate ``quarter`` holds ``YYYYQn`` labels.
+    One task per year and window (``science.rusle.r.window_px`` pixels square) reads that window of the
+    year's daily file and applies the half-month model (:func:`lpqlc.erosion.rfactor.r_factor`, missing
+    days by its gap policy); coordinate ``quarter`` holds ``YYYYQn`` labels. Reprojecting a quarter
+    (:func:`r_quarter`) reads only the windows its output chunks need.
     """
     items = {
         int(it.properties["start_datetime"][:4]): it
@@ -130,8 +147,7 @@ def r_quarters(cfg: PipelineConfig, years: list[int]) -> xr.DataArray:
         ndays = (date(y + 1, 1, 1) - date(y, 1, 1)).days
         if count != ndays:
             raise SourceError(f"precipitation item {it.id}: {count} bands, expected one per day ({ndays})")
-        arr = da.from_delayed(dask.delayed(_r_year, pure=True)(href, cfg.storage.endpoint_url, y, cfg.science.rusle.r),
-                              shape=(4, *shape), dtype=np.float32)  # fmt: skip
+        arr = _r_year(href, cfg.storage.endpoint_url, y, cfg.science.rusle.r, shape)
         gbox = GeoBox(shape, transform, crs)
         crs0 = crs0 or gbox.crs
         coords = {"quarter": [f"{y}Q{q}" for q in range(1, 5)], **xr_coords(gbox)}

@@ -2,7 +2,7 @@
 
 Layout under the output URL::
 
-    static/{slope,ls,k}.tif                      cached static layers on the 30 m grid (computed once)
+    static/<tile>/{slope,ls,k}.tif               static layers on the 30 m grid, per tile (lpqlc.erosion.static)
     <YYYYQn>/<tile>/erosion.tif                  quarterly A, t/(hm²·q)  (+ r, k, ls, c, p with factors)
     <YYYY>/<tile>/{erosion,grade}.tif            annual A, t/(hm²·a), and its SL 190-2007 grade
     summary.csv                                  per year, period and subregion (see docs/erosion.md)
@@ -32,14 +32,25 @@ from lpqlc import __version__
 from lpqlc.composite.run import FVC, composite_summary, ensure_composites, layer_urls, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.erosion.cover import c_factor, p_factor
-from lpqlc.erosion.inputs import k_layer, load_dem, r_quarter, r_quarters, subregion_features
+from lpqlc.erosion.gapfill import (
+    FILLED_ADJACENT,
+    FILLED_SAME_QUARTER,
+    MISSING,
+    NO_DATA,
+    OBSERVED,
+    QUALITY,
+    annual_quality,
+    fill_fvc,
+)
+from lpqlc.erosion.inputs import r_quarter, r_quarters, subregion_features
+from lpqlc.erosion.reductions import display_image
 from lpqlc.erosion.rusle import erosion_grade
-from lpqlc.erosion.terrain import ls_factor, slope_degrees
+from lpqlc.erosion.static import static_layers
 from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.collections import class_colours
-from lpqlc.publish.preview import mosaic_tiles, write_png
+from lpqlc.publish.preview import write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
 from lpqlc.storage import exists, gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
@@ -64,34 +75,6 @@ class ErosionRun:
     tiles: list[str] = field(default_factory=list)
 
 
-def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid) -> dict[str, str]:
-    """Slope, LS and K on the anchor (30 m) grid, computed once and cached as COGs under ``out/static``.
-
-    LS is taken from ``science.rusle.ls.external`` when set (reprojected bilinear onto the grid).
-    """
-    endpoint = cfg.storage.endpoint_url
-    g30 = grid.geobox(float(cfg.grid.anchor))
-    crs = g30.crs.to_wkt()
-    urls = {name: f"{out}/static/{name}.tif" for name in ("slope", "ls", "k")}
-    if not (exists(urls["slope"], endpoint) and exists(urls["ls"], endpoint)):
-        log.info("computing slope and LS on the %s m grid (%d×%d px)", cfg.grid.anchor, *g30.shape.yx)
-        dem = load_dem(cfg, g30).compute()
-        if bool(dem.isnull().all()):
-            raise ConfigError(f"the DEM collection {cfg.sources.collections.dem!r} does not cover the AOI")
-        slope = slope_degrees(dem)
-        if cfg.science.rusle.ls.external:
-            ls = load_files([cfg.science.rusle.ls.external], g30, name="ls", resampling="bilinear",
-                            endpoint_url=endpoint).compute()  # fmt: skip
-        else:
-            ls = ls_factor(dem, cfg.science.rusle.ls)
-        write_bytes(urls["slope"], cog_bytes(slope.values.astype(np.float32), g30.transform, crs, nodata=float("nan")), endpoint)
-        write_bytes(urls["ls"], cog_bytes(ls.values.astype(np.float32), g30.transform, crs, nodata=float("nan")), endpoint)
-    if not exists(urls["k"], endpoint):
-        k = k_layer(cfg, g30).compute()
-        write_bytes(urls["k"], cog_bytes(k.values.astype(np.float32), g30.transform, crs, nodata=float("nan")), endpoint)
-    return urls
-
-
 def _fvc_urls(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, client: Any) -> list[str]:
     ensure_composites(cfg, comp_dir, [quarter], client)
     summary = composite_summary(cfg, comp_dir, quarter)
@@ -101,9 +84,57 @@ def _fvc_urls(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, client: Any)
     return layer_urls(comp_dir, quarter, summary, FVC)
 
 
-def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, str], r_all: xr.DataArray,
-                    landcover: str, fvc_urls: list[str]) -> dict[str, xr.DataArray]:  # fmt: skip
-    """Lazy R, K, LS, C, P and A of a quarter on ``gbox``."""
+def _existing_fvc(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> tuple[list[str], str]:
+    """(FVC URLs, digest of composite.json) of a quarter whose composite exists already ([] and "" if
+    none, or it has no FVC): neighbours for gap filling are used when present, never computed for it."""
+    url = f"{comp_dir}/{quarter}/composite.json"
+    if not exists(url, cfg.storage.endpoint_url):
+        return [], ""
+    digest = hashlib.sha256(read_bytes(url, cfg.storage.endpoint_url)).hexdigest()
+    summary = composite_summary(cfg, comp_dir, quarter)
+    return (layer_urls(comp_dir, quarter, summary, FVC) if FVC in summary["layers"] else []), digest
+
+
+@dataclass
+class FVCNeighbours:
+    """FVC URLs of a quarter's gap-filling neighbours: per year distance the same quarter before/after,
+    and the previous and following quarters ([] where absent); ``digests`` identify their composites."""
+
+    same_quarter: list[list[list[str]]] = field(default_factory=list)
+    previous: list[str] = field(default_factory=list)
+    following: list[str] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+
+
+def fvc_neighbours(cfg: PipelineConfig, comp_dir: str, quarter: Quarter,
+                   known: dict[Quarter, list[str]] | None = None) -> FVCNeighbours:  # fmt: skip
+    """The neighbours :func:`lpqlc.erosion.gapfill.fill_fvc` may use for ``quarter`` (``known``: FVC URLs
+    of quarters already resolved, e.g. the run's own)."""
+    known = known or {}
+    gap = cfg.science.rusle.gapfill
+    out = FVCNeighbours()
+
+    def urls(q: Quarter) -> list[str]:
+        if q in known:
+            return known[q]
+        found, digest = _existing_fvc(cfg, comp_dir, q)
+        out.digests.append(f"{q}:{digest}")
+        return found
+
+    if "same_quarter" in gap.rules:
+        for d in range(1, gap.years + 1):
+            ring = [urls(Quarter(quarter.year + s * d, quarter.q)) for s in (-1, 1)]
+            out.same_quarter.append([u for u in ring if u])
+    if "adjacent_quarters" in gap.rules:
+        out.previous, out.following = urls(quarter - 1), urls(quarter + 1)
+    return out
+
+
+def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, list[str]],
+                    r_all: xr.DataArray, landcover: str, fvc_urls: list[str],
+                    neighbours: FVCNeighbours | None = None) -> dict[str, xr.DataArray]:  # fmt: skip
+    """Lazy R, K, LS, C, P, A, the gap-filled FVC and its quality (lpqlc.erosion.gapfill) of a quarter on
+    ``gbox``."""
     endpoint, chunk, rusle = cfg.storage.endpoint_url, cfg.grid.chunk_size, cfg.science.rusle
     lc_urls = landcover_urls(landcover, quarter, cfg)
     lc_res = abs(file_item(lc_urls[0], "landcover", endpoint).assets["landcover"].extra_fields["proj:transform"][0])
@@ -111,19 +142,25 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
     lc = load_files(lc_urls, gbox, name="landcover", resampling=lc_resampling, chunks=chunk, endpoint_url=endpoint)
 
     def static_layer(name: str) -> xr.DataArray:
-        return load_files([static[name]], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
+        return load_files(static[name], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
 
     k, ls, slope = static_layer("k"), static_layer("ls"), static_layer("slope")
-    if fvc_urls:
-        fvc = load_files(fvc_urls, gbox, name=FVC, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
-    else:
-        fvc = xr.full_like(k, np.nan)
+    def fvc_of(urls: list[str]) -> xr.DataArray:
+        if not urls:
+            return xr.full_like(k, np.nan)
+        return load_files(urls, gbox, name=FVC, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
+
+    nb = neighbours or FVCNeighbours()
+    fvc, quality = fill_fvc(
+        fvc_of(fvc_urls), lc, [[fvc_of(u) for u in ring] for ring in nb.same_quarter],
+        fvc_of(nb.previous) if nb.previous else None, fvc_of(nb.following) if nb.following else None, rusle.gapfill,
+    )  # fmt: skip
     r = r_quarter(cfg, r_all, quarter, gbox)
     r = r.assign_coords(y=k["y"], x=k["x"])  # same grid; exact coordinates from one source
     c = c_factor(lc, fvc, rusle.c)
     p = p_factor(lc, slope, rusle.p)
     a = (r * k * ls * c * p).astype(np.float32).rename("erosion")
-    return {"erosion": a, "r": r, "k": k, "ls": ls, "c": c, "p": p, "landcover": lc}
+    return {"erosion": a, "r": r, "k": k, "ls": ls, "c": c, "p": p, "landcover": lc, "fvc": fvc, "quality": quality}
 
 
 def _input_key(urls: list[str], tile: str, endpoint: str | None) -> str:
@@ -158,7 +195,8 @@ def _subregion_raster(features: list[tuple[str, dict[str, Any]]], gbox: GeoBox) 
 def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: int | None, gbox: GeoBox,
                      prefix: str, tile: str, endpoint: str | None, factors: bool,
                      features: list[tuple[str, dict[str, Any]]], grade_breaks: tuple[float, ...],
-                     grade_colours: dict[int, str] | None = None, blocksize: int = 512) -> dict[str, Any]:  # fmt: skip
+                     grade_colours: dict[int, str] | None = None, blocksize: int = 512,
+                     quality_colours: dict[int, str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Write one tile's quarterly (and annual) layers; return sums per (period, subregion)."""
     crs = gbox.crs.to_wkt()
     regions = _subregion_raster(features, gbox)
@@ -175,9 +213,17 @@ def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: i
                 entry["grades"] = np.bincount(g, minlength=len(grade_breaks) + 1).tolist()
             stats[f"{period}|{code}"] = entry
 
+    def write_quality(period: str, qa: np.ndarray) -> None:
+        write_bytes(f"{prefix}/{period}/{tile}/quality.tif", cog_bytes(qa, gbox.transform, crs, nodata=NO_DATA,
+                                                                      overview_resampling="mode", colormap=quality_colours,
+                                                                      blocksize=blocksize), endpoint)  # fmt: skip
+        stats[f"{period}|quality"] = np.bincount(qa.ravel(), minlength=len(QUALITY)).tolist()
+
     for q in quarters:
         a = arrays[f"{q}/erosion"]
-        write_bytes(f"{prefix}/{q}/{tile}/erosion.tif", cog_bytes(a, gbox.transform, crs, nodata=float("nan"), blocksize=blocksize), endpoint)
+        write_bytes(f"{prefix}/{q}/{tile}/erosion.tif", cog_bytes(a, gbox.transform, crs, nodata=float("nan"),
+                                                                 blocksize=blocksize), endpoint)  # fmt: skip
+        write_quality(q, np.asarray(arrays[f"{q}/quality"], np.uint8))
         if factors:
             for name in FACTORS:
                 blob = cog_bytes(arrays[f"{q}/{name}"].astype(np.float32), gbox.transform, crs, nodata=float("nan"),
@@ -192,6 +238,7 @@ def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: i
         write_bytes(f"{prefix}/{year}/{tile}/grade.tif", cog_bytes(grade, gbox.transform, crs, nodata=0,
                                                                   overview_resampling="mode", colormap=grade_colours,
                                                                   blocksize=blocksize), endpoint)  # fmt: skip
+        write_quality(str(year), annual_quality([arrays[f"{q}/quality"] for q in quarters]))
         accumulate(str(year), annual, True)
     return stats
 
@@ -220,15 +267,17 @@ def run_erosion(
     comp_dir = composites or f"{prefix}/composites"
     grid = OutputGrid.from_config(cfg)
     tick = progress or (lambda stage, done, total: None)
-    static = static_layers(cfg, prefix, grid)
+    static = static_layers(cfg, prefix, grid, client)
     tick("static layers", 1, 1)
     years = sorted({q.year for q in quarters})
     r_all = r_quarters(cfg, years)
     features = subregion_features(cfg)
     grades = cfg.science.rusle.grades
     grade_colours = class_colours(cfg, "erosion-annual", "grade")
+    quality_colours = class_colours(cfg, "erosion", "quality")
 
     units, keys = [], []
+    own = {q: _fvc_urls(cfg, comp_dir, q, client) for q in sorted(quarters)}
     settings = (cfg.science.rusle.model_dump(mode="json"), cfg.science.fvc.model_dump(mode="json"),
                 cfg.grid.model_dump(mode="json"), cfg.sources.collections.model_dump(mode="json"), factors)  # fmt: skip
     for year in years:
@@ -237,8 +286,8 @@ def run_erosion(
         if len(res) > 1:
             raise ConfigError(f"year {year} spans two grid resolutions {sorted(res)}: align grid.resolutions to years")
         gbox = grid.geobox(qs[0])
-        layers = {str(q): _quarter_layers(cfg, q, gbox, static, r_all, landcover, _fvc_urls(cfg, comp_dir, q, client))
-                  for q in qs}  # fmt: skip
+        nbs = {q: fvc_neighbours(cfg, comp_dir, q, own) for q in qs}
+        layers = {str(q): _quarter_layers(cfg, q, gbox, static, r_all, landcover, own[q], nbs[q]) for q in qs}
         tiles = grid.tiles(qs[0])
         # a unit's inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify,
         # else the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
@@ -247,21 +296,27 @@ def run_erosion(
         for index, tile_gbox in grid.iter_tiles(qs[0]):
             ys, xs = tiles.roi[index]
             arrays = {f"{q}/{name}": layers[q][name].isel(y=ys, x=xs).data
-                      for q in layers for name in (("erosion", *FACTORS) if factors else ("erosion",))}  # fmt: skip
+                      for q in layers for name in (("erosion", "quality", *FACTORS) if factors else ("erosion", "quality"))}  # fmt: skip
             t = tile_id(index)
             task = dask.delayed(_write_year_tile, pure=True)(
                 arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, t,
-                endpoint, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize,
+                endpoint, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize, quality_colours,
             )  # fmt: skip
             upstream = [_input_key(urls, t, endpoint) for urls in lc_urls]
-            key = unit_key("erosion", __version__, [str(q) for q in qs], t, upstream, comps, settings)
+            neighbour_digests = sorted({d for n in nbs.values() for d in n.digests})
+            key = unit_key("erosion", __version__, [str(q) for q in qs], t, upstream, comps, neighbour_digests, settings)
             # the marker sits with the annual outputs, or (a partial year) with its last quarter's
             units.append(Unit(task, f"{prefix}/{year if len(qs) == 4 else qs[-1]}/{t}", key))
             keys.append((year, t))
     results = run_units(units, client, "erosion", endpoint=endpoint, progress=progress)
     merged: dict[str, dict[str, Any]] = {}
+    quality: dict[str, np.ndarray] = {}
     for stats in results:
         for key, e in stats.items():
+            if key.endswith("|quality"):
+                period = key.split("|")[0]
+                quality[period] = quality.get(period, np.zeros(len(QUALITY), np.int64)) + np.asarray(e)
+                continue
             m = merged.setdefault(key, {"sum": 0.0, "n": 0})
             m["sum"] += e["sum"]
             m["n"] += e["n"]
@@ -269,11 +324,22 @@ def run_erosion(
                 m["grades"] = (np.asarray(m.get("grades", 0)) + np.asarray(e["grades"])).tolist()
     csv_url = f"{prefix}/summary.csv"
     table = _summary_table(merged, grid, quarters, cfg)
+    for code, name in ((OBSERVED, "observed"), (FILLED_SAME_QUARTER, "filled_same_quarter"),
+                       (FILLED_ADJACENT, "filled_adjacent"), (MISSING, "missing")):  # fmt: skip
+        # share of the land pixels (quality ≠ no data) per period, whole AOI (subregion ALL)
+        table[f"fvc_{name}_pct"] = [
+            100.0 * quality[_period_key(r)][code] / max(1, quality[_period_key(r)][1:].sum())
+            if r.subregion == "ALL" and _period_key(r) in quality else np.nan for r in table.itertuples()
+        ]  # fmt: skip
     write_bytes(csv_url, table.to_csv(index=False, float_format="%.6g").encode(), endpoint)
     run = ErosionRun(prefix=prefix, quarters=sorted(quarters), years=[y for y in years if sum(q.year == y for q in quarters) == 4],
                      summary_csv=csv_url, tiles=sorted({t for _, t in keys}))  # fmt: skip
     run.plots = _plots(run, table, grid, cfg)
     return run
+
+
+def _period_key(row: Any) -> str:
+    return str(row.year) if row.period == "annual" else f"{row.year}{row.period}"
 
 
 def _summary_table(merged: dict[str, dict[str, Any]], grid: OutputGrid, quarters: list[Quarter], cfg: PipelineConfig) -> Any:
@@ -348,8 +414,10 @@ def _plots(run: ErosionRun, table: Any, grid: OutputGrid, cfg: PipelineConfig) -
     period = str(run.years[-1]) if run.years else str(run.quarters[-1])
     q0 = Quarter(int(period), 1) if run.years else run.quarters[-1]
     full = grid.geobox(q0)
-    urls = {index: f"{run.prefix}/{period}/{tile_id(index)}/erosion.tif" for index, _ in grid.iter_tiles(q0)}
-    m = mosaic_tiles(urls, full, grid.grid.tile_size, endpoint)
+    urls = [f"{run.prefix}/{period}/{tile_id(index)}/erosion.tif" for index, _ in grid.iter_tiles(q0)]
+    # a display-sized view (every k-th pixel) read lazily from the tiles: nothing AOI-sized on the client
+    lazy = load_files(urls, full, name="erosion", chunks=cfg.grid.chunk_size, endpoint_url=endpoint)
+    m = np.asarray(display_image(lazy).values, np.float64)
     fig, ax = plt.subplots(figsize=(6, 5))
     vmax = float(np.nanpercentile(m, 98)) if np.isfinite(m).any() else 1.0
     im = ax.imshow(m, cmap="YlOrBr", vmin=0, vmax=max(vmax, 1e-6))

@@ -2,8 +2,9 @@
 accumulation (pyflwdir) in the Desmet & Govers (1996) contributing-area form (SCIENCE.md §3).
 
 Slope is a 3×3 neighbourhood op, so it runs chunk-wise (``map_overlap`` with a one-pixel halo). LS
-needs flow routing over the whole catchment: :func:`ls_factor` computes it in memory from the full
-DEM (a static layer, computed once and cached as a COG by the erosion job). Angles in degrees,
+needs flow routing, but the slope-length cap bounds how far upstream it looks: :func:`ls_factor` runs
+chunk-wise with a halo of λ_max/D plus a margin for depression filling (a static layer, computed per
+tile as Dask tasks and cached as COGs by the erosion job). Angles in degrees,
 lengths and elevations in metres; a geographic DEM (degrees) gets metric cell sizes per row.
 """
 
@@ -14,11 +15,13 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
+from numba import njit
 from odc.geo import CRS
 
 from lpqlc.config.science import LSFactorConfig
+from lpqlc.erosion.flow import accumulate, d8_steepest, fill_depressions
 
-__all__ = ["cell_size_m", "slope_degrees", "aspect_radians", "s_factor", "m_exponent", "l_factor", "ls_factor", "upstream_area"]
+__all__ = ["cell_size_m", "slope_degrees", "aspect_radians", "s_factor", "m_exponent", "l_factor", "ls_factor", "ls_halo_px", "upstream_area"]
 
 
 def _crs(dem: xr.DataArray) -> CRS | None:
@@ -128,14 +131,12 @@ def m_exponent(slope_deg: Any, cfg: LSFactorConfig = LSFactorConfig()) -> Any:
     return np.asarray(cfg.m_values)[idx]
 
 
-def upstream_area(dem: np.ndarray, transform: Any, latlon: bool) -> np.ndarray:
-    """Upstream area in m² of each cell (itself included) by D8 routing of pyflwdir (depressions filled)."""
-    import pyflwdir
-
-    nodata = -9999.0
-    z = np.where(np.isfinite(dem), dem, nodata).astype(np.float32)
-    flw = pyflwdir.from_dem(data=z, nodata=nodata, transform=transform, latlon=latlon, outlets="edge")
-    return np.asarray(flw.upstream_area(unit="m2"), dtype=np.float64)
+def upstream_area(dem: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Upstream area in m² of each cell (itself included) by D8 steepest descent on the depression-filled
+    DEM (:mod:`lpqlc.erosion.flow`); ``dx``/``dy`` cell sizes in m per row, shape (y, 1)."""
+    filled, d8_fill, order = fill_depressions(dem)
+    d8 = d8_steepest(filled, d8_fill, dx, dy)
+    return accumulate(d8, order, dx * dy)
 
 
 def l_factor(a_in: np.ndarray, cell_m: np.ndarray, aspect: np.ndarray, slope_deg: np.ndarray,
@@ -155,26 +156,110 @@ def l_factor(a_in: np.ndarray, cell_m: np.ndarray, aspect: np.ndarray, slope_deg
         return ((a + d * d) ** (m + 1) - a ** (m + 1)) / (d ** (m + 2) * x**m * cfg.unit_length_m**m)  # type: ignore[no-any-return]
 
 
-def ls_factor(dem: xr.DataArray, cfg: LSFactorConfig = LSFactorConfig()) -> xr.DataArray:
-    """Static LS (dimensionless) of a DEM (y, x), in memory: flow routing spans the catchment.
+def ls_halo_px(cell_m: float, cfg: LSFactorConfig = LSFactorConfig()) -> int:
+    """Halo (pixels) of a tile for LS: the slope-length cap λ_max in cells, one for Horn's window, plus
+    ``cfg.tile_fill_margin_px`` for depressions that straddle the tile edge (docs/erosion.md)."""
+    return int(np.ceil(cfg.slope_length_cap_m / cell_m)) + 1 + int(cfg.tile_fill_margin_px)
 
-    Returns a numpy-backed DataArray on the DEM's grid; NaN where the DEM is NaN.
-    """
-    z = np.asarray(dem.values, dtype=np.float64)
-    dx, dy = cell_size_m(dem)
-    gx, gy = _horn(*_padded(z, dx, dy))  # one Horn pass serves slope and aspect
-    slope = _slope_of(gx, gy).astype(np.float64)  # float32 like the published slope layer
+
+@njit(cache=True)
+def _ls_kernel(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, a_in: np.ndarray, m_breaks: np.ndarray,
+               m_values: np.ndarray, s_breaks: np.ndarray, s_a: np.ndarray, s_b: np.ndarray, cap: float,
+               unit: float) -> np.ndarray:  # fmt: skip
+    """Horn slope/aspect, Desmet & Govers L and Liu S in one pass per pixel (float32 LS)."""
+    ny, nx = z.shape
+    out = np.empty((ny, nx), np.float32)
+    for r in range(ny):
+        r0, r2 = max(r - 1, 0), min(r + 1, ny - 1)
+        ddx, ddy = dx[r], dy[r]
+        d = np.sqrt(ddx * ddy)
+        amax = max(cap * d - d * d, 0.0)
+        for c in range(nx):
+            if np.isnan(z[r, c]):
+                out[r, c] = np.nan
+                continue
+            c0, c2 = max(c - 1, 0), min(c + 1, nx - 1)
+            za, zb, zc = z[r0, c0], z[r0, c], z[r0, c2]
+            zd, zf = z[r, c0], z[r, c2]
+            zg, zh, zi = z[r2, c0], z[r2, c], z[r2, c2]
+            gx = ((zc + 2 * zf + zi) - (za + 2 * zd + zg)) / (8.0 * ddx)
+            gy = ((zg + 2 * zh + zi) - (za + 2 * zb + zc)) / (8.0 * ddy)
+            slope = np.float64(np.float32(np.degrees(np.arctan(np.hypot(gx, gy)))))
+            aspect = np.float64(np.float32(np.arctan2(gx, gy)))
+            m = m_values[0]
+            if slope == slope:
+                for j in range(m_breaks.size):
+                    if slope >= m_breaks[j]:
+                        m = m_values[j + 1]
+            a = a_in[r, c]
+            a = 0.0 if a != a else min(a, amax)
+            x = abs(np.sin(aspect)) + abs(np.cos(aspect))
+            if not (np.isfinite(x) and x > 0):
+                x = 1.0
+            lf = ((a + d * d) ** (m + 1) - a ** (m + 1)) / (d ** (m + 2) * x**m * unit**m)
+            sn = np.sin(np.deg2rad(slope))
+            sf = s_a[0] * sn + s_b[0]
+            for j in range(s_breaks.size):
+                if slope >= s_breaks[j]:
+                    sf = s_a[j + 1] * sn + s_b[j + 1]
+            ls = lf * sf
+            out[r, c] = np.nan if ls != ls else max(ls, 0.0)
+    return out
+
+
+def _ls_block(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, cfg: LSFactorConfig) -> np.ndarray:
+    """LS (float32) of one DEM block (y, x) in m with cell sizes ``dx``/``dy`` (y, 1) in m; edges of the
+    block are edges of the data (Horn's window replicates them; flow leaves there).
+
+    Routing by :mod:`lpqlc.erosion.flow`; slope, aspect, L and S fused in one numba pass (the numpy
+    composition of :func:`l_factor` and :func:`s_factor` held ~15 float64 temporaries and took a third
+    of LS; tests check both agree)."""
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    dx, dy = np.asarray(dx, np.float64)[:, :1], np.asarray(dy, np.float64)[:, :1]
+    a_in = upstream_area(z, dx, dy) - dx * dy
+    coef = np.asarray(cfg.s_coefficients, np.float64)
+    return _ls_kernel(z, np.ascontiguousarray(dx[:, 0]), np.ascontiguousarray(dy[:, 0]), a_in,  # type: ignore[no-any-return]
+                      np.asarray(cfg.m_breaks_deg, np.float64), np.asarray(cfg.m_values, np.float64),
+                      np.asarray(cfg.s_breaks_deg, np.float64), np.ascontiguousarray(coef[:, 0]),
+                      np.ascontiguousarray(coef[:, 1]), float(cfg.slope_length_cap_m), float(cfg.unit_length_m))  # fmt: skip
+
+
+def _ls_numpy(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, cfg: LSFactorConfig) -> np.ndarray:
+    """The same LS by the numpy composition of :func:`l_factor` and :func:`s_factor` (tests' reference)."""
+    z = np.asarray(z, dtype=np.float64)
+    dx, dy = np.asarray(dx, np.float64)[:, :1], np.asarray(dy, np.float64)[:, :1]
+    gx, gy = _horn(*_padded(z, dx, dy))
+    slope = _slope_of(gx, gy).astype(np.float64)
     aspect = _aspect_of(gx, gy).astype(np.float64)
-    cell = np.sqrt(dx * dy) * np.ones_like(z)
-    crs = _crs(dem)
-    transform = dem.odc.geobox.transform if crs is not None else None
-    area = upstream_area(z, transform, latlon=bool(crs is not None and crs.geographic))
-    if crs is None or not crs.geographic:  # pyflwdir's cell area comes from the transform: fine on projected grids
-        a_in = area - cell * cell
+    a_in = np.maximum(upstream_area(z, dx, dy) - dx * dy, 0.0)
+    with np.errstate(invalid="ignore"):
+        ls = l_factor(np.nan_to_num(a_in), np.sqrt(dx * dy), aspect, slope, cfg) * s_factor(slope, cfg)
+    return np.where(np.isfinite(z), np.maximum(ls, 0.0), np.nan).astype(np.float32)
+
+
+def ls_factor(dem: xr.DataArray, cfg: LSFactorConfig = LSFactorConfig()) -> xr.DataArray:
+    """Static LS (dimensionless, float32) of a DEM (y, x) in m; NaN where the DEM is NaN.
+
+    Flow directions are D8 steepest descent on the depression-filled DEM (:mod:`lpqlc.erosion.flow`).
+    A Dask-backed ``dem`` gives a lazy result computed per chunk with a halo of :func:`ls_halo_px`
+    pixels (``dask.array.map_overlap``): peak memory is bounded by (chunk + 2·halo)², whatever the AOI.
+    The capped slope length makes L at a cell depend only on cells within λ_max/D of it along flow
+    paths, so the tiled result equals the whole-area one except where depression filling reaches
+    farther than the margin (docs/erosion.md reports the differences). A numpy-backed ``dem`` is
+    computed whole, in memory.
+    """
+    dx, dy = cell_size_m(dem)
+    z = dem.data
+    if isinstance(z, da.Array):
+        halo = ls_halo_px(float(np.sqrt(dx * dy).min()), cfg)
+        depth = {0: min(halo, dem.shape[0] - 1), 1: min(halo, dem.shape[1] - 1)}  # a halo ≥ the AOI sees it all
+        z = z.astype(np.float32)
+        dxa = da.broadcast_to(da.from_array(dx, chunks=(z.chunks[0], 1)), dem.shape, chunks=z.chunks)
+        dya = da.broadcast_to(da.from_array(dy, chunks=(z.chunks[0], 1)), dem.shape, chunks=z.chunks)
+        data = da.map_overlap(_ls_block, z, dxa, dya, depth=depth, boundary="none", trim=True,
+                              dtype=np.float32, cfg=cfg, allow_rechunk=True)  # fmt: skip
     else:
-        a_in = np.maximum(area - dx * dy, 0.0)
-    ls = l_factor(np.maximum(a_in, 0.0), cell, aspect, slope, cfg) * s_factor(slope, cfg)
-    ls = np.where(np.isfinite(z), np.maximum(ls, 0.0), np.nan).astype(np.float32)
-    out = xr.DataArray(ls, coords=dem.coords, dims=dem.dims, name="ls")
-    out.attrs.update(units="1", long_name="LS factor (Desmet & Govers L, Liu S)")
+        data = _ls_block(np.asarray(z), dx, dy, cfg)
+    out = xr.DataArray(data, coords=dem.coords, dims=dem.dims, name="ls")
+    out.attrs.update(units="1", long_name="LS factor (Desmet & Govers L, Liu S; D8 steepest descent)")
     return out

@@ -37,8 +37,8 @@ PRODUCTS: dict[str, Product] = {
     for p in (
         Product("landcover", "quarter", ("landcover",), classes=("landcover",)),
         Product("landcover-confidence", "quarter", ("confidence",)),
-        Product("erosion", "quarter", ("erosion",)),
-        Product("erosion-annual", "year", ("erosion", "grade"), classes=("grade",)),
+        Product("erosion", "quarter", ("erosion", "quality"), classes=("quality",)),
+        Product("erosion-annual", "year", ("erosion", "grade", "quality"), classes=("grade", "quality")),
     )
 }
 

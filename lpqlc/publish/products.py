@@ -5,8 +5,8 @@ Sources (written by the jobs; see their module docs)::
 
     <classify>/refined/<Q>/<tile>/class.tif       → <prefix>-landcover            asset landcover
     <classify>/raw/<Q>/<tile>/confidence.tif      → <prefix>-landcover-confidence asset confidence
-    <erosion>/<Q>/<tile>/erosion.tif              → <prefix>-erosion              asset erosion
-    <erosion>/<YYYY>/<tile>/{erosion,grade}.tif   → <prefix>-erosion-annual       assets erosion, grade
+    <erosion>/<Q>/<tile>/{erosion,quality}.tif    → <prefix>-erosion              assets erosion, quality
+    <erosion>/<YYYY>/<tile>/{erosion,grade,quality}.tif → <prefix>-erosion-annual assets erosion, grade, quality
 """
 
 from __future__ import annotations
@@ -191,7 +191,8 @@ def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters
                 f"RUSLE A = R·K·LS·C·P: C and P from land cover {lc_id} and FVC of the {q} composite of "
                 f"{len(comp)} source items (listed in the lineage document); R from {anc.precipitation}, K from "
                 f"{anc.soil}, LS from {anc.dem}"), bad)  # fmt: skip
-            specs.append(ItemSpec("erosion", str(q), t, {"erosion": f"{erosion_dir}/{q}/{t}/erosion.tif"},
+            specs.append(ItemSpec("erosion", str(q), t, {"erosion": f"{erosion_dir}/{q}/{t}/erosion.tif",
+                                                          "quality": f"{erosion_dir}/{q}/{t}/quality.tif"},
                                   lineage=lineage, inputs=(lc_id, *comp), extra=extra))  # fmt: skip
     for y in sorted(years):
         for index, _ in grid.iter_tiles(Quarter(y, 1)):
@@ -199,7 +200,8 @@ def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters
             qids = tuple(item_id(ero, Period.of(Quarter(y, n)), t) for n in (1, 2, 3, 4))
             specs.append(ItemSpec(
                 "erosion-annual", str(y), t,
-                {"erosion": f"{erosion_dir}/{y}/{t}/erosion.tif", "grade": f"{erosion_dir}/{y}/{t}/grade.tif"},
+                {"erosion": f"{erosion_dir}/{y}/{t}/erosion.tif", "grade": f"{erosion_dir}/{y}/{t}/grade.tif",
+                 "quality": f"{erosion_dir}/{y}/{t}/quality.tif"},
                 lineage=f"Sum of the quarterly soil loss {', '.join(qids)}; grades after SL 190-2007",
                 inputs=qids,
             ))  # fmt: skip

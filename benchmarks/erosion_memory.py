@@ -1,0 +1,120 @@
+"""Peak memory of the erosion job at ×1, ×4, ×16 the sample area: client and each worker stay flat.
+
+For each scale a sample archive of one year (2021) is generated (``SampleSpec.size`` = base × √scale;
+its own process, not counted), then ``run_erosion`` runs in a fresh client process on a LocalCluster of
+``--workers`` single-threaded worker processes, composites included. Printed: the AOI size, wall time,
+the client's peak RSS and each worker's (``ru_maxrss``), and each scale's ratio to ×1 (target ±20 %).
+Tiles and chunks are fixed (``--tile``, ``--chunk``), so a task's memory does not grow with the AOI.
+
+    python benchmarks/erosion_memory.py [--base 384] [--scales 1 4 16] [--tile 256] [--chunk 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lpqlc.quarter import Quarter
+
+YEAR = 2021
+
+
+def _bbox(size: int, seed: int, margin_m: float = 60.0) -> list[float]:
+    from pyproj import Transformer
+
+    from lpqlc.sample.world import WorldSpec
+
+    w = WorldSpec(seed=seed, size=size)
+    x0, y1 = w.transform @ (0, 0)
+    x1, y0 = w.transform @ (size, size)
+    tr = Transformer.from_crs(w.epsg, 4326, always_xy=True)
+    lons, lats = tr.transform([x0 + margin_m, x1 - margin_m, x0 + margin_m, x1 - margin_m],
+                              [y0 + margin_m, y0 + margin_m, y1 - margin_m, y1 - margin_m])  # fmt: skip
+    return [max(lons[0], lons[2]), max(lats[0], lats[1]), min(lons[1], lons[3]), min(lats[2], lats[3])]
+
+
+def _generate(folder: Path, size: int) -> None:
+    from lpqlc.sample.archive import SampleSpec, generate
+
+    arch = generate(str(folder / "archive"), SampleSpec(seed=7, size=size, start=Quarter(YEAR, 1), end=Quarter(YEAR, 4)))
+    (folder / "archive.json").write_text(json.dumps({"catalog": arch.catalog, "truth": arch.truth}))
+
+
+def _run(folder: Path, size: int, workers: int, tile: int, chunk: int) -> None:
+    from dask.distributed import Client, LocalCluster
+
+    from lpqlc.config import config_from_dict
+    from lpqlc.erosion.run import run_erosion
+    from lpqlc.quarter import quarter_range
+
+    arch = json.loads((folder / "archive.json").read_text())
+    out = folder / "erosion"
+    cfg = config_from_dict({
+        "name": "mem", "aoi": {"name": "mem", "bbox": _bbox(size, 7)},
+        "period": {"start": f"{YEAR}Q1", "end": f"{YEAR}Q4"}, "grid": {"tile_size": tile, "chunk_size": chunk},
+        "sources": {"catalog": arch["catalog"], "max_cloud_cover": 100}, "storage": {"url": str(out)},
+    })  # fmt: skip
+    t = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit="4GiB") as cluster, Client(cluster) as client:  # fmt: skip
+        run_erosion(cfg, quarter_range(f"{YEAR}Q1", f"{YEAR}Q4"), str(out),
+                    landcover=f"{arch['truth']}/landcover/{{quarter}}.tif", client=client)  # fmt: skip
+        seconds = time.perf_counter() - t
+        peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    client_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "client_mb": client_mb, "workers_mb": sorted(peaks.values())}))
+
+
+def _spawn(*args: str) -> dict[str, Any]:
+    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if res.returncode:
+        raise RuntimeError(res.stderr[-4000:])
+    lines = [ln for ln in res.stdout.strip().splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", type=int, default=384)
+    ap.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tile", type=int, default=256)
+    ap.add_argument("--chunk", type=int, default=128)
+    ap.add_argument("--child", choices=("generate", "run"))
+    ap.add_argument("--folder")
+    ap.add_argument("--size", type=int)
+    args = ap.parse_args()
+    if args.child == "generate":
+        _generate(Path(args.folder), args.size)
+        return
+    if args.child == "run":
+        _run(Path(args.folder), args.size, args.workers, args.tile, args.chunk)
+        return
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared: absolute times vary); "
+          f"{args.workers} worker processes × 1 thread, tile {args.tile} px, chunk {args.chunk} px")  # fmt: skip
+    base = None
+    for scale in args.scales:
+        size = int(round(args.base * math.sqrt(scale) / 6)) * 6
+        with tempfile.TemporaryDirectory() as tmp:
+            _spawn("--child", "generate", "--folder", tmp, "--size", str(size))
+            r = _spawn("--child", "run", "--folder", tmp, "--size", str(size), "--workers", str(args.workers),
+                       "--tile", str(args.tile), "--chunk", str(args.chunk))  # fmt: skip
+        base = base or r
+        wmax, bmax = max(r["workers_mb"]), max(base["workers_mb"])
+        print(f"×{scale:<3d} {size}² px at 10 m ({size * size / 1e6:5.2f} Mpx): {r['seconds']:7.1f} s, client peak "
+              f"{r['client_mb']:6.0f} MB ({r['client_mb'] / base['client_mb']:.2f}× ×1), workers peak "
+              f"{', '.join(f'{w:.0f}' for w in r['workers_mb'])} MB (max {wmax / bmax:.2f}× ×1)", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Slope + LS + RUSLE from files to GeoTIFFs on a real DEM: today's code (the baseline) against ours.
+
+Input: the Jacksboro fault DEM that ships with matplotlib, reprojected to ``--res`` m (10 m: 8.9 Mpx),
+written as a GeoTIFF with seeded R, K, C and P rasters on the same grid.
+Baseline ("today", commit 1c59866): the whole DEM in memory, slope by Horn, LS with ``pyflwdir.from_dem``
+routing (its filling-pass directions) and ``upstream_area``, A = R·K·LS·C·P in numpy, GeoTIFFs by rasterio.
+Ours: lazy reads (odc-stac) in ``--chunk`` px chunks, LS per chunk with its halo (D8 steepest descent on
+our Priority-Flood fill), A as a Dask graph, COGs written by ``odc.geo.cog.save_cog_with_dask``.
+Each runs in its own process (peak RSS of that process), after a warm-up on a small crop (numba JIT
+caches); ours single-threaded for the ratio, then with every core.
+
+    python benchmarks/terrain_ls.py [--res 10] [--chunk 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LAYERS = ("r", "k", "c", "p")
+
+
+def _write_inputs(folder: Path, res: float) -> None:
+    import rasterio
+
+    from lpqlc.erosion.realdem import jacksboro_dem
+
+    dem = jacksboro_dem(res)
+    gbox = dem.odc.geobox
+    rng = np.random.default_rng(0)
+    shape = dem.shape
+    fields = {"dem": dem.values.astype(np.float32), "r": rng.uniform(200, 800, shape), "k": rng.uniform(0.01, 0.05, shape),
+              "c": rng.uniform(0.0, 1.0, shape), "p": rng.uniform(0.3, 1.0, shape)}  # fmt: skip
+    for name, arr in fields.items():
+        with rasterio.open(folder / f"{name}.tif", "w", driver="GTiff", height=shape[0], width=shape[1], count=1,
+                           dtype="float32", crs=gbox.crs.to_wkt(), transform=gbox.transform, tiled=True,
+                           blockxsize=512, blockysize=512, compress="deflate", nodata=float("nan")) as dst:  # fmt: skip
+            dst.write(np.asarray(arr, np.float32), 1)
+
+
+# ----------------------------------------------------------------------------- today's code (baseline)
+def _legacy_ls(z: np.ndarray, transform: Any, cell: float) -> np.ndarray:
+    """LS as lpqlc computed it before issue 15 (pyflwdir.from_dem routing), whole DEM in memory."""
+    import pyflwdir
+
+    from lpqlc.config.science import LSFactorConfig
+    from lpqlc.erosion.terrain import _aspect_of, _horn, _padded, _slope_of, l_factor, s_factor
+
+    cfg = LSFactorConfig()
+    z = z.astype(np.float64)
+    dx = np.full((z.shape[0], 1), cell)
+    gx, gy = _horn(*_padded(z, dx, dx))
+    slope = _slope_of(gx, gy).astype(np.float64)
+    aspect = _aspect_of(gx, gy).astype(np.float64)
+    cellv = cell * np.ones_like(z)
+    zz = np.where(np.isfinite(z), z, -9999.0).astype(np.float32)
+    flw = pyflwdir.from_dem(data=zz, nodata=-9999.0, transform=transform, latlon=False, outlets="edge")
+    area = np.asarray(flw.upstream_area(unit="m2"), dtype=np.float64)
+    a_in = area - cellv * cellv
+    ls = l_factor(np.maximum(a_in, 0.0), cellv, aspect, slope, cfg) * s_factor(slope, cfg)
+    return np.where(np.isfinite(z), np.maximum(ls, 0.0), np.nan).astype(np.float32)
+
+
+def _legacy(folder: Path, out: Path, crop: int | None) -> None:
+    import rasterio
+
+    from lpqlc.erosion.terrain import _slope_block
+
+    win = rasterio.windows.Window(0, 0, crop, crop) if crop else None
+    with rasterio.open(folder / "dem.tif") as src:
+        z = src.read(1, window=win)
+        profile = src.profile | {"width": z.shape[1], "height": z.shape[0]}
+        transform = src.window_transform(win) if win else src.transform
+    cell = abs(transform.a)
+    dx = np.full((z.shape[0] + 2, z.shape[1] + 2), cell)
+    slope = _slope_block(np.pad(z.astype(np.float64), 1, mode="edge"), dx, dx)[1:-1, 1:-1]
+    ls = _legacy_ls(z, transform, cell)
+    a = ls.copy()
+    for name in LAYERS:
+        with rasterio.open(folder / f"{name}.tif") as src:
+            a *= src.read(1, window=win)
+    for name, arr in (("slope", slope), ("ls", ls), ("erosion", a)):
+        with rasterio.open(out / f"{name}.tif", "w", **(profile | {"transform": transform})) as dst:
+            dst.write(arr.astype(np.float32), 1)
+
+
+# ---------------------------------------------------------------------------------------------- ours
+def _ours(folder: Path, out: Path, crop: int | None, chunk: int, threads: int) -> None:
+    import dask
+    import rasterio
+    from odc.geo.cog import save_cog_with_dask
+    from odc.geo.geobox import GeoBox
+    from odc.geo.xr import assign_crs
+
+    from lpqlc.erosion.terrain import ls_factor, slope_degrees
+    from lpqlc.sources.rasters import load_files
+
+    with rasterio.open(folder / "dem.tif") as src:
+        gbox = GeoBox(src.shape, src.transform, src.crs.to_wkt())
+    if crop:
+        gbox = gbox[:crop, :crop]
+
+    def load(name: str) -> Any:
+        return load_files([str(folder / f"{name}.tif")], gbox, name=name, chunks=chunk)
+
+    dem = load("dem")
+    slope = slope_degrees(dem)
+    ls = ls_factor(dem)
+    a = ls
+    for name in LAYERS:
+        a = a * load(name).assign_coords(y=ls["y"], x=ls["x"])
+    tasks = [save_cog_with_dask(assign_crs(v.astype(np.float32), gbox.crs), str(out / f"{n}.tif"), compression="deflate",
+                                blocksize=512, overview_resampling="average", stats=False)
+             for n, v in (("slope", slope), ("ls", ls), ("erosion", a))]  # fmt: skip
+    with dask.config.set(scheduler="threads", num_workers=threads):
+        dask.compute(*tasks)
+
+
+def _child(mode: str, folder: Path, chunk: int, threads: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / "warm"
+        warm.mkdir()
+        run = (lambda out, crop: _legacy(folder, out, crop)) if mode == "today" else \
+            (lambda out, crop: _ours(folder, out, crop, chunk, threads))  # fmt: skip
+        run(warm, 300)
+        t = time.perf_counter()
+        run(Path(tmp), None)
+        seconds = time.perf_counter() - t
+        ls_sum = float(np.nansum(_read(Path(tmp) / "ls.tif")))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mb": peak, "ls_sum": ls_sum}))
+
+
+def _read(path: Path) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def _spawn(mode: str, folder: Path, chunk: int, threads: int) -> dict[str, float]:
+    res = subprocess.run([sys.executable, __file__, "--child", mode, "--folder", str(folder), "--chunk", str(chunk),
+                          "--threads", str(threads)], capture_output=True, text=True, check=False)  # fmt: skip
+    if res.returncode:
+        raise RuntimeError(res.stderr[-3000:])
+    return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--res", type=float, default=10.0)
+    ap.add_argument("--chunk", type=int, default=1024)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--child", choices=("today", "ours"))
+    ap.add_argument("--folder")
+    args = ap.parse_args()
+    if args.child:
+        _child(args.child, Path(args.folder), args.chunk, args.threads)
+        return
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _write_inputs(folder, args.res)
+        shape = _read(folder / "dem.tif").shape
+        today = _spawn("today", folder, args.chunk, 1)
+        ours = _spawn("ours", folder, args.chunk, 1)
+        ours_all = _spawn("ours", folder, args.chunk, cores)
+    mpx = shape[0] * shape[1] / 1e6
+    print(f"machine: {platform.processor() or platform.machine()}, {cores} CPUs (shared: absolute times vary); "
+          f"Jacksboro DEM at {args.res:g} m, {shape[0]}×{shape[1]} = {mpx:.1f} Mpx, chunk {args.chunk}")  # fmt: skip
+    for name, r in (("today (whole DEM, pyflwdir.from_dem)", today), ("ours, 1 thread", ours),
+                    (f"ours, {cores} threads", ours_all)):  # fmt: skip
+        print(f"{name:40s} {r['seconds']:7.1f} s  peak RSS {r['peak_mb']:7.0f} MB")
+    print(f"speed-up (today / ours, same single core): {today['seconds'] / ours['seconds']:.2f}  (target ≥ 3)")
+    print(f"peak memory (ours / today): {ours['peak_mb'] / today['peak_mb']:.2f}  (target ≤ 0.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""FVC gap filling and its quality layer (lpqlc.erosion.gapfill): rule order, values, codes, laziness."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import xarray as xr
+
+from lpqlc.config.science import FVCGapFillConfig
+from lpqlc.erosion.cover import c_factor
+from lpqlc.erosion.gapfill import (
+    FILLED_ADJACENT,
+    FILLED_SAME_QUARTER,
+    MISSING,
+    NO_DATA,
+    OBSERVED,
+    annual_quality,
+    fill_fvc,
+)
+
+from .test_composite import CountingScheduler
+
+NAN = np.nan
+
+
+def _a(values: list[float], dtype: type = np.float32) -> xr.DataArray:
+    return xr.DataArray(np.asarray([values], dtype=dtype), dims=("y", "x"), coords={"y": [0.0], "x": np.arange(len(values))})
+
+
+def test_rules_apply_in_order_and_the_quality_layer_says_which() -> None:
+    # pixels: observed | same quarter both years | one year only | adjacent both | adjacent one side | none | no land
+    obs = _a([0.5, NAN, NAN, NAN, NAN, NAN, NAN])
+    before = _a([0.9, 0.2, NAN, NAN, NAN, NAN, NAN])
+    after = _a([0.9, 0.4, 0.6, NAN, NAN, NAN, NAN])
+    prev = _a([0.1, 0.1, 0.1, 0.3, 0.7, NAN, 0.5])
+    nxt = _a([0.1, 0.1, 0.1, 0.5, NAN, NAN, 0.5])
+    lc = _a([30, 30, 40, 20, 30, 30, 0], np.uint8)
+    fvc, q = fill_fvc(obs, lc, [[before, after]], prev, nxt)
+    assert np.allclose(fvc.values[0, :5], [0.5, 0.3, 0.6, 0.4, 0.7]) and np.isnan(fvc.values[0, 5])
+    assert q.values[0].tolist() == [OBSERVED, FILLED_SAME_QUARTER, FILLED_SAME_QUARTER, FILLED_ADJACENT,
+                                    FILLED_ADJACENT, MISSING, NO_DATA]  # fmt: skip
+    # C exists wherever a rule applied (grassland/cropland/shrubland need FVC), NaN only where none did
+    c = c_factor(lc, fvc).values[0]
+    assert np.isfinite(c[:5]).all() and np.isnan(c[5])
+    # two-sided interpolation only: the one-sided pixel stays missing; no rules: nothing is filled
+    _, q2 = fill_fvc(obs, lc, [[before, after]], prev, nxt, FVCGapFillConfig(one_sided=False))
+    assert q2.values[0, 3] == FILLED_ADJACENT and q2.values[0, 4] == MISSING
+    f3, q3 = fill_fvc(obs, lc, [[before, after]], prev, nxt, FVCGapFillConfig(rules=()))
+    assert (q3.values[0, 1:6] == MISSING).all() and np.isnan(f3.values[0, 1:6]).all()
+    # adjacent quarters first when so configured
+    _, q4 = fill_fvc(obs, lc, [[before, after]], prev, nxt, FVCGapFillConfig(rules=("adjacent_quarters", "same_quarter")))
+    assert q4.values[0, 1] == FILLED_ADJACENT and q4.values[0, 2] == FILLED_ADJACENT
+
+
+def test_fill_is_lazy_and_annual_quality_is_the_worst_quarter() -> None:
+    rng = np.random.default_rng(3)
+    shape = (32, 32)
+
+    def field(p_nan: float) -> xr.DataArray:
+        v = rng.uniform(0, 1, shape).astype(np.float32)
+        v[rng.uniform(0, 1, shape) < p_nan] = np.nan
+        return xr.DataArray(v, dims=("y", "x")).chunk(16)
+
+    lc = xr.DataArray(np.full(shape, 30, np.uint8), dims=("y", "x")).chunk(16)
+    counter = CountingScheduler()
+    with dask.config.set(scheduler=counter):
+        fvc, q = fill_fvc(field(0.5), lc, [[field(0.5), field(0.5)]], field(0.3), field(0.3))
+    assert counter.calls == 0 and fvc.chunks is not None and q.chunks is not None
+    qv, fv = q.values, fvc.values
+    assert np.array_equal(np.isfinite(fv), qv != MISSING) and {1, 2, 3} <= set(np.unique(qv).tolist())
+    quarters = [np.array([[1, 1, 0, 2]], np.uint8), np.array([[1, 3, 0, 1]], np.uint8),
+                np.array([[1, 2, 1, 4]], np.uint8), np.array([[1, 1, 0, 1]], np.uint8)]  # fmt: skip
+    assert annual_quality(quarters).tolist() == [[1, 3, 1, 4]]
