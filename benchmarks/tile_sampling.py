@@ -60,10 +60,10 @@ def main() -> None:
         n = a.base * scale
         imgs, labels = _images(n, a.quarters, 2 * a.tile)
 
-        def baseline() -> None:
+        def baseline(imgs: list[da.Array] = imgs) -> None:
             np.stack([np.asarray(x.compute()) for x in imgs])
 
-        def ours() -> None:
+        def ours(imgs: list[da.Array] = imgs, labels: da.Array = labels) -> None:
             tiles, by_class = select_tiles(tile_histograms(labels, a.tile, 8), 1800, 0)
             norm = NormStats(mean={b: 0.5 for b in bands}, std={b: 0.3 for b in bands}, n={b: 1 for b in bands})
             norms = [(np.full(5, 0.5, np.float32), np.full(5, 0.3, np.float32))] * a.quarters
