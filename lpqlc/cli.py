@@ -305,6 +305,8 @@ def evaluate_cmd(
     out.print(format_table(rep.overall, rep.names), markup=False, highlight=False)
     out.print("OA per quarter: " + ", ".join(f"{q} {v:.4f}" for q, v in rep.per_quarter.items()), soft_wrap=True)
     out.print(f"flip rate on truly unchanged pixels: {rep.flip_rate:.4f} ({rep.flip_pixels} pixel-steps)")
+    for era, e in rep.per_era.items():  # per sensor era (pixel size in metres)
+        out.print(f"{era} m era: OA {e['overall'].oa:.4f}  Kappa {e['overall'].kappa:.4f}  FWIoU {e['overall'].fwiou:.4f}  flip rate {e['flip_rate_unchanged']:.4f}")
     if report:
         write_report(rep, report, cfg.storage.endpoint_url)
         out.print(f"report: {report}", soft_wrap=True)

@@ -114,6 +114,60 @@ def test_refinement_matches_reference_with_ties_and_ends() -> None:
     assert np.array_equal(refine_window(da.from_array(stack, chunks=(9, 6, 6)), 7, 8).compute(), ref[7:9])
 
 
+def test_refinement_across_the_sensor_switch(tmp_path: Path) -> None:
+    """2015Q3–2016Q2 straddles the 30 m → 10 m switch: each refined quarter votes with the other era's
+    labels, 30 m ones repeated onto the nested 10 m pixels, 10 m ones aggregated to 30 m by mode."""
+    from lpqlc.classify.run import _write_tile, refine_quarters
+    from lpqlc.composite.run import tile_id
+    from lpqlc.grid import OutputGrid
+    from lpqlc.quarter import Quarter
+
+    cfg = small_config(str(tmp_path / "unused-catalog.json"), storage=str(tmp_path / "store"))
+    grid = OutputGrid.from_config(cfg)
+    coarse, fine = grid.geobox(30.0), grid.geobox(10.0)
+    assert (fine.shape[0], fine.shape[1]) == (3 * coarse.shape[0], 3 * coarse.shape[1])
+    rng = np.random.default_rng(3)
+    old = [Quarter(2015, 3), Quarter(2015, 4)]
+    new = [Quarter(2016, 1), Quarter(2016, 2)]
+    codes = np.asarray([10, 30, 40], np.uint8)
+    base = {q: rng.choice(codes, size=coarse.shape) for q in old + new}
+    labels: dict[Quarter, np.ndarray] = {q: base[q] for q in old}
+    for q in new:  # 10 m: the 30 m base with at most 4 of 9 pixels per block changed (a clear block mode)
+        up = np.repeat(np.repeat(base[q], 3, 0), 3, 1)
+        blocks = up.reshape(coarse.shape[0], 3, coarse.shape[1], 3).transpose(0, 2, 1, 3).reshape(*coarse.shape, 9).copy()
+        blocks[..., :4] = rng.choice(codes, size=(*coarse.shape, 4))
+        labels[q] = blocks.reshape(coarse.shape[0], coarse.shape[1], 3, 3).transpose(0, 2, 1, 3).reshape(fine.shape)
+    out = tmp_path / "lc"
+    colours = dict(cfg.science.landcover.colours)
+    for q, arr in labels.items():
+        tiles = grid.tiles(q)
+        for index, tgbox in grid.iter_tiles(q):
+            ys, xs = tiles.roi[index]
+            _write_tile(arr[None, ys, xs], ["class"], tgbox, str(out / "raw" / str(q) / tile_id(index)), None, colours)
+    refine_quarters(cfg, str(out), old + new, old + new)
+
+    def read(q: Quarter) -> np.ndarray:
+        from lpqlc.sources.rasters import load_files
+
+        return load_files([str(out / "refined" / str(q) / tile_id(i) / "class.tif") for i, _ in grid.iter_tiles(q)],
+                          grid.geobox(q), name="class").values  # fmt: skip
+
+    want_coarse = temporal_mode_numpy(np.stack([labels[q] for q in old] + [base[q] for q in new]))
+    want_fine = temporal_mode_numpy(np.stack([np.repeat(np.repeat(labels[q], 3, 0), 3, 1) for q in old]
+                                             + [labels[q] for q in new]))  # fmt: skip
+    for i, q in enumerate(old):
+        assert np.array_equal(read(q), want_coarse[i]), q
+    for i, q in enumerate(new):
+        assert np.array_equal(read(q), want_fine[2 + i]), q
+    # block_mode: nodata does not vote, ties go to the first class in row order
+    from lpqlc.classify.run import block_mode
+
+    blocks = np.array([[10, 30, 0, 0], [30, 10, 0, 40], [0, 0, 20, 20], [0, 0, 20, 10]], np.uint8)
+    assert block_mode(da.from_array(blocks, chunks=2), 2).compute().tolist() == [[10, 40], [0, 20]]
+    # the switch changes the result: refined per era alone, 2015Q4 would differ somewhere
+    assert not np.array_equal(want_coarse[1], temporal_mode_numpy(np.stack([labels[q] for q in old]))[1])
+
+
 # ---------------------------------------------------------------------- workers, GPU and fallbacks
 def test_model_loaded_once_per_worker_and_same_labels(model_url: str) -> None:
     from dask.distributed import Client, LocalCluster

@@ -101,17 +101,29 @@ def test_geometric_perturbations_keep_image_and_pseudo_labels_aligned(kind: str)
 
 def test_photometric_perturbations_leave_labels_alone() -> None:
     image, probs, valid = _coded()
-    for kind in ("contrast", "blur"):
+    for kind in ("contrast", "blur", "radiometric"):
         x, p, v = perturb(image, probs, valid, torch.Generator().manual_seed(0), Perturb(kinds=(kind,)))
         assert torch.equal(p, probs) and torch.equal(v, valid) and not torch.equal(x, image)
+    # radiometric: one gain and offset per image and band (an affine map of each band), missing stays 0
+    valid = valid.clone()
+    valid[:, :3, :3] = False
+    x, _, _ = perturb(image, probs, valid, torch.Generator().manual_seed(1), Perturb(kinds=("radiometric",)))
+    for n in range(image.shape[0]):
+        for b in range(image.shape[1]):
+            src, dst = image[n, b][valid[n]], x[n, b][valid[n]]
+            a = torch.linalg.lstsq(torch.stack([src, torch.ones_like(src)], 1), dst[:, None]).solution[:, 0]
+            assert torch.allclose(a[0] * src + a[1], dst, atol=1e-4) and 0.8 <= float(a[0]) <= 1.2
+    assert bool((x[:, :, :3, :3] == 0).all())
 
 
 # --------------------------------------------------------------------------------------- checkpoints
 def _ckpt() -> Checkpoint:
     torch.manual_seed(3)
     norm = NormStats(mean={b: 0.1 for b in "bgrns"}, std={b: 0.05 for b in "bgrns"}, n={b: 10 for b in "bgrns"})
+    landsat = NormStats(mean={b: 0.12 for b in "bgrns"}, std={b: 0.06 for b in "bgrns"}, n={b: 10 for b in "bgrns"})
     return Checkpoint(model=HRFormer(hrformer_config("small")), classes=[10, 20, 30, 40, 50, 60, 80, 90],
-                      bands=list("bgrns"), norm=norm, provenance={"stage": "supervised", "epoch": 2})  # fmt: skip
+                      bands=list("bgrns"), norm=norm, era_norms={"10": norm, "30": landsat},
+                      provenance={"stage": "supervised", "epoch": 2, "resolution": 10.0})  # fmt: skip
 
 
 def _roundtrip(url: str, endpoint: str | None = None) -> None:
@@ -124,7 +136,10 @@ def _roundtrip(url: str, endpoint: str | None = None) -> None:
     with torch.no_grad():
         assert torch.equal(ck.model(x), back.model(x))
     assert back.classes == ck.classes and back.norm == ck.norm and back.provenance == ck.provenance
-    assert back.model.cfg == ck.model.cfg
+    assert back.model.cfg == ck.model.cfg and back.era_norms == ck.era_norms
+    # inference picks the quarter's era: 30 m Landsat statistics and a ×3 upsampling onto the 10 m pixels
+    assert back.norm_for(30.0).mean["r"] == 0.12 and back.norm_for(10.0) == ck.norm and back.norm_for(20.0) == ck.norm
+    assert (back.upsample_for(30.0), back.upsample_for(10.0), back.upsample_for(25.0)) == (3, 1, 1)
 
 
 def test_checkpoint_roundtrip_local(tmp_path: Path) -> None:

@@ -68,10 +68,29 @@ def test_two_step_training_resume_and_evaluation(small_archive: SampleArchive, t
     truth = str(Path(small_archive.truth) / "landcover" / "{quarter}.tif")
     from lpqlc.quarter import Quarter
 
-    rep = evaluate_job(cfg, res.checkpoint, [Quarter(2021, 4), Quarter(2022, 1)], truth=truth)
+    quarters = [Quarter(2021, 4), Quarter(2022, 1)]
+    rep = evaluate_job(cfg, res.checkpoint, quarters, truth=truth)
     d = rep.to_dict()
-    assert 0 <= d["overall"]["oa"] <= 1 and d["overall"]["n"] > 1000 and set(d["oa_per_quarter"]) == {"2021Q4", "2022Q1"}
-    assert 0 <= rep.flip_rate <= 1 and rep.flip_pixels > 0
+    assert d["overall"]["n"] > 1000 and set(d["oa_per_quarter"]) == {"2021Q4", "2022Q1"}
+    # evaluate scores exactly what classify writes: the same labels, so the same matrix and flip rate
+    from lpqlc.classify.run import run_classify
+    from lpqlc.composite.run import tile_id
+    from lpqlc.grid import OutputGrid
+    from lpqlc.sources.rasters import load_files
+
+    run_classify(cfg, res.checkpoint, quarters, str(tmp_path / "lc"), refine=False)
+    grid = OutputGrid.from_config(cfg)
+    written, refs = [], []
+    for q in quarters:
+        written.append(load_files([str(tmp_path / "lc" / "raw" / str(q) / tile_id(i) / "class.tif") for i, _ in grid.iter_tiles(q)],
+                                  grid.geobox(q), name="class").values)  # fmt: skip
+        refs.append(load_files([truth.format(quarter=q)], grid.geobox(q), name="truth", resampling="mode").values)
+    cm = sum(confusion(r, w, ck.classes) for r, w in zip(refs, written, strict=True))
+    assert rep.overall.confusion.tolist() == cm.tolist()
+    assert rep.overall.oa == pytest.approx(np.trace(cm) / cm.sum())
+    fr, n = flip_rate(np.stack(refs), np.stack(written))
+    assert (rep.flip_rate, rep.flip_pixels) == (pytest.approx(fr), n) and n > 0
+    assert d["per_era"]["10"]["quarters"] == ["2021Q4", "2022Q1"] and d["per_era"]["10"]["flip_pixels"] == n
     write_report(rep, str(tmp_path / "report.json"), None)
     assert json.loads((tmp_path / "report.json").read_text())["overall"]["confusion"]
     pts = tmp_path / "points.csv"
@@ -87,3 +106,45 @@ def test_two_step_training_resume_and_evaluation(small_archive: SampleArchive, t
     geo.to_parquet(tmp_path / "points.parquet")
     rep3 = evaluate_job(cfg, res.checkpoint, [Quarter(2022, 1)], points=str(tmp_path / "points.parquet"))
     assert rep3.overall.confusion.tolist() == rep2.overall.confusion.tolist()
+
+
+def test_landsat_era_quarter_enters_both_stages_with_its_own_normalisation(small_archive: SampleArchive,
+                                                                           tmp_path: Path) -> None:  # fmt: skip
+    """A grid whose 30 m era runs to 2021Q4: that quarter is Landsat-era D^u (label year 2022, 10 m).
+    Its tiles are drawn in stage 1 (pairs) and stage 3 (unlabelled); the checkpoint carries both eras'
+    statistics, and classify normalises the 30 m quarter by the 30 m ones and upsamples it ×3."""
+    from lpqlc.classify.run import normalised_composite
+    from lpqlc.composite.run import composite_layer, default_composites_dir
+    from lpqlc.model.checkpoint import load_checkpoint
+    from lpqlc.model.jobs import train_job, training_quarters
+    from lpqlc.quarter import Quarter
+
+    cfg = small_config(small_archive.catalog, storage=str(tmp_path / "store"),
+                       ccts={"tile_size": 32, "batch_size": 2, "steps_per_epoch": 2, "size": "small",
+                             "epochs": {"contrastive": 1, "supervised": 1, "refine": 1},
+                             "unlabelled_quarters": "2021Q4:2021Q4", "confidence_threshold": 0.0},
+                       landcover={"label_year": 2022})  # fmt: skip
+    doc = cfg.model_dump(mode="json", exclude_none=True)
+    doc["grid"]["resolutions"] = [{"start": "2000Q1", "resolution": 30}, {"start": "2022Q1", "resolution": 10}]
+    from lpqlc.config import config_from_dict
+
+    cfg = config_from_dict(doc)
+    assert training_quarters(cfg) == [Quarter(2021, 4), Quarter(2022, 1)]
+    only_label = config_from_dict({**doc, "science": {**doc["science"], "ccts": {**doc["science"]["ccts"], "unlabelled_eras": "label"}}})
+    assert training_quarters(only_label) == [Quarter(2022, 1)]
+    res = train_job(cfg, ("contrastive", "supervised", "refine"), str(tmp_path / "model"))
+    # stage 1: 1 epoch × 2 steps × 2 pairs of 2 tiles from two different quarters of the two
+    assert res.draws[("pairs", "2021Q4")] == 4 and res.draws[("pairs", "2022Q1")] == 4
+    # stage 3: 1 epoch × 2 steps × batch 2, all from the only unlabelled quarter
+    assert res.draws[("unlabelled", "2021Q4")] == 4 and ("labelled", "2021Q4") not in res.draws
+    ck = load_checkpoint(res.checkpoint)
+    assert set(ck.era_norms) == {"30", "10"} and ck.norm == ck.era_norms["10"]
+    assert ck.era_norms["30"].mean != ck.era_norms["10"].mean
+    assert ck.norm_for(30.0) is ck.era_norms["30"] and ck.upsample_for(30.0) == 3 and ck.upsample_for(10.0) == 1
+    comp = default_composites_dir(cfg)
+    q = Quarter(2021, 4)
+    got = normalised_composite(cfg, comp, q, ck).compute()
+    red = composite_layer(cfg, comp, q, "red").values
+    want = (red - ck.era_norms["30"].mean["red"]) / ck.era_norms["30"].std["red"]
+    ok = np.isfinite(red)
+    assert np.allclose(got[ck.bands.index("red")][ok], want[ok], atol=1e-5)

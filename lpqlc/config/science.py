@@ -132,6 +132,7 @@ class LandCoverConfig(Frozen):
     label_year: int = 2021
     temporal_window: int = Field(5, ge=1)
     tile_size: int = Field(256, ge=16)
+    #: Training tiles kept per class from the per-tile class histograms (the paper: 1,800).
     tiles_per_class: int = Field(1800, ge=1)
 
     @model_validator(mode="after")
@@ -175,6 +176,20 @@ class CCTSConfig(Frozen):
     #: Quarters whose composites form the unlabelled set (besides the label year's other quarters).
     unlabelled_quarters: str = "2019Q1:2023Q4"
     seed: int = 0
+    #: Sensor eras of the unlabelled quarters: ``all`` (Landsat composites resampled onto the label
+    #: era's grid join D^u, the paper's setting) or ``label`` (the label year's era only).
+    unlabelled_eras: Literal["all", "label"] = "all"
+    #: Image perturbations of stage 3 (geometric: flip, rotate, shift, crop; photometric: contrast,
+    #: blur, radiometric — per-band gain/offset, the appearance change between quarters).
+    perturbations: tuple[str, ...] = ("flip", "rotate", "shift", "crop", "contrast", "blur", "radiometric")
+
+    @model_validator(mode="after")
+    def _check_perturbations(self) -> CCTSConfig:
+        known = ("flip", "rotate", "shift", "crop", "contrast", "blur", "radiometric")
+        bad = [k for k in self.perturbations if k not in known]
+        if bad or not self.perturbations:
+            raise ValueError(f"ccts.perturbations {list(self.perturbations)}: unknown {bad}, choose from {list(known)}")
+        return self
     #: Mixed precision (bfloat16 autocast) when training on CUDA.
     amp: bool = True
     #: Sliding-window inference: tile and overlap (pixels) so seams do not show.

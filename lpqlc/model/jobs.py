@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,10 +14,10 @@ from lpqlc.composite.run import default_composites_dir, ensure_composites
 from lpqlc.config import PipelineConfig
 from lpqlc.errors import LpqlcError
 from lpqlc.grid import OutputGrid
-from lpqlc.model.checkpoint import load_checkpoint
-from lpqlc.model.data import load_composite, load_training_data
-from lpqlc.model.evaluate import Accuracy, accuracy, confusion, flip_rate, predict_area
-from lpqlc.model.train import TrainResult, pick_device, train
+from lpqlc.model.checkpoint import era_key, load_checkpoint
+from lpqlc.model.data import load_training_data
+from lpqlc.model.evaluate import Accuracy, accuracy, confusion, flip_rate
+from lpqlc.model.train import TrainResult, train
 from lpqlc.quarter import Quarter, parse_quarters
 from lpqlc.sources.rasters import load_files
 from lpqlc.storage import parse_storage_url, read_bytes, write_bytes
@@ -28,13 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def training_quarters(cfg: PipelineConfig) -> list[Quarter]:
-    """The label year's quarters plus ``ccts.unlabelled_quarters``, inside the period and the label
-    year's resolution era."""
+    """The label year's quarters plus ``ccts.unlabelled_quarters``, inside the period; of every sensor
+    era (``ccts.unlabelled_eras: all``, the paper's D^u) or the label year's only (``label``)."""
     year = cfg.science.landcover.label_year
     grid = OutputGrid.from_config(cfg).grid
     res = grid.resolution_for(Quarter(year, 1))
+    both = cfg.science.ccts.unlabelled_eras == "all"
     qs = set(parse_quarters(f"{year}Q1:{year}Q4")) | set(parse_quarters(cfg.science.ccts.unlabelled_quarters))
-    return sorted(q for q in qs if q in set(cfg.quarters) and grid.resolution_for(q) == res)
+    return sorted(q for q in qs if q in set(cfg.quarters) and (both or grid.resolution_for(q) == res))
 
 
 def train_job(cfg: PipelineConfig, stages: tuple[str, ...], out: str, *, composites: str | None = None,
@@ -44,8 +45,9 @@ def train_job(cfg: PipelineConfig, stages: tuple[str, ...], out: str, *, composi
     comp_dir = composites or default_composites_dir(cfg)
     quarters = training_quarters(cfg)
     ensure_composites(cfg, comp_dir, quarters, client)
-    data = load_training_data(cfg, comp_dir, quarters)
-    log.info("training on %d quarters (%d labelled), %s px", len(quarters), len(data.labelled), data.labels.shape)
+    data = load_training_data(cfg, comp_dir, quarters, index_url=f"{prefix}/tiles.json")
+    log.info("training on %d quarters (%d labelled), %d tiles of %d px over %s px", len(quarters), len(data.labelled),
+             len(data.index.tiles), data.index.size, data.reader.shape)  # fmt: skip
     return train(cfg, data, prefix, stages=stages, device=device, progress=progress)
 
 
@@ -56,10 +58,14 @@ class EvalReport:
     flip_rate: float
     flip_pixels: int
     names: dict[int, str]
+    #: Per sensor era (pixel size in metres, ``"30"``/``"10"``): its quarters, accuracy and flip rate
+    #: (consecutive quarters within the era; the overall flip rate pools the eras' pixel-steps).
+    per_era: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": self.overall.to_dict(), "oa_per_quarter": self.per_quarter,
                 "flip_rate_unchanged": self.flip_rate, "flip_pixels": self.flip_pixels,
+                "per_era": {k: {**v, "overall": v["overall"].to_dict()} for k, v in self.per_era.items()},
                 "class_names": {str(k): v for k, v in self.names.items()}}  # fmt: skip
 
 
@@ -102,49 +108,70 @@ def evaluate_job(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], *
         raise LpqlcError("give exactly one of --truth (raster template with {quarter}) or --points (CSV)")
     if truth is not None and "{quarter}" not in truth:
         raise LpqlcError(f"--truth {truth!r} must hold {{quarter}}")
+    from lpqlc.classify.inference import ModelPlugin
+    from lpqlc.classify.run import predict_quarter
+    from lpqlc.cluster import has_gpu_workers
+
     endpoint = cfg.storage.endpoint_url
     ck = load_checkpoint(model_url, endpoint)
-    dev = pick_device(device)
-    model = ck.model.to(dev)
+    if client is not None:
+        client.register_plugin(ModelPlugin(model_url, endpoint, device))
     comp_dir = composites or default_composites_dir(cfg)
     ensure_composites(cfg, comp_dir, quarters, client)
     grid = OutputGrid.from_config(cfg)
-    cc = cfg.science.ccts
-    preds, truths, per_q = [], [], {}
-    cm = np.zeros((len(ck.classes), len(ck.classes)), np.int64)
+    preds: dict[str, list[np.ndarray]] = {}
+    truths: dict[str, list[np.ndarray]] = {}
+    per_q: dict[str, float] = {}
+    cms: dict[str, np.ndarray] = {}
+    era_qs: dict[str, list[str]] = {}
     pts = _points(points, endpoint) if points else []
     for q in quarters:
-        raw = load_composite(cfg, comp_dir, q)
-        valid = np.isfinite(raw).all(0)
-        img = ck.norm.normalise(np.nan_to_num(raw), ck.bands)
-        img[:, ~valid] = 0
-        pred, _ = predict_area(model, img, valid, ck.classes, tile=cc.predict_tile, overlap=cc.predict_overlap, device=dev)
+        res = grid.grid.resolution_for(q)
+        lazy = predict_quarter(cfg, comp_dir, q, ck, model_url, gpu=has_gpu_workers(client))[0]
         gbox = grid.geobox(q)
+        era = era_key(res)
+        era_qs.setdefault(era, []).append(str(q))
         if truth is not None:
             ref = load_files([truth.format(quarter=q)], gbox, name="truth", resampling="mode", endpoint_url=endpoint).values
+            pred = _compute(lazy, client)
             c = confusion(ref, pred, ck.classes)
-            preds.append(pred)
-            truths.append(ref)
+            preds.setdefault(era, []).append(pred)
+            truths.setdefault(era, []).append(ref)
         else:
             from pyproj import Transformer
 
             to_grid = Transformer.from_crs("EPSG:4326", gbox.crs.to_wkt(), always_xy=True)
-            t_ref, t_pred = [], []
+            t_ref, iys, ixs = [], [], []
             for r in pts:
                 if not _in_quarter(str(r["time"]), q):
                     continue
                 gx, gy = to_grid.transform(float(r["x"]), float(r["y"]))
                 col, row = ~gbox.transform @ (gx, gy)
                 iy, ix = int(np.floor(row)), int(np.floor(col))
-                if 0 <= iy < pred.shape[0] and 0 <= ix < pred.shape[1]:
+                if 0 <= iy < lazy.shape[0] and 0 <= ix < lazy.shape[1]:
                     t_ref.append(int(r["class"]))
-                    t_pred.append(int(pred[iy, ix]))
+                    iys.append(iy)
+                    ixs.append(ix)
+            # only the blocks holding points (and their halo) are read and classified
+            t_pred = _compute(lazy.vindex[np.asarray(iys, int), np.asarray(ixs, int)], client) if iys else []
             c = confusion(np.asarray(t_ref, np.uint8), np.asarray(t_pred, np.uint8), ck.classes)
-        cm += c
+        cms[era] = cms.get(era, 0) + c
         per_q[str(q)] = accuracy(c, ck.classes).oa if c.sum() else float("nan")
     names = dict(cfg.science.landcover.classes)
-    fr, n = flip_rate(np.stack(truths), np.stack(preds)) if len(truths) > 1 else (float("nan"), 0)
-    return EvalReport(overall=accuracy(cm, ck.classes), per_quarter=per_q, flip_rate=fr, flip_pixels=n, names=names)
+    per_era: dict[str, dict[str, Any]] = {}
+    flips, steps = 0.0, 0
+    for era, cm in cms.items():
+        t, p = truths.get(era, []), preds.get(era, [])
+        fr, n = flip_rate(np.stack(t), np.stack(p)) if len(t) > 1 else (float("nan"), 0)
+        flips, steps = flips + (fr * n if n else 0.0), steps + n
+        per_era[era] = {"quarters": era_qs[era], "overall": accuracy(cm, ck.classes), "flip_rate_unchanged": fr, "flip_pixels": n}
+    total = sum(cms.values(), np.zeros((len(ck.classes), len(ck.classes)), np.int64))
+    return EvalReport(overall=accuracy(total, ck.classes), per_quarter=per_q, flip_rate=flips / steps if steps else float("nan"),
+                      flip_pixels=steps, names=names, per_era=per_era)  # fmt: skip
+
+
+def _compute(x: Any, client: Any) -> np.ndarray:
+    return np.asarray(client.compute(x).result() if client is not None else x.compute())
 
 
 def write_report(report: EvalReport, url: str, endpoint: str | None) -> None:

@@ -2,7 +2,9 @@
 
 Geometric ones (flip, 90° rotation, shift, crop-and-resize) move the image, the pseudo-label
 probabilities and the validity mask together, so they stay pixel-aligned; photometric ones (contrast,
-Gaussian blur) touch the image only. Shifted-in and cropped-away pixels are marked invalid.
+Gaussian blur, and ``radiometric``: a per-image, per-band gain and offset of the normalised bands, the
+way illumination, haze and sensor differences change an unchanged surface between quarters) touch the
+image only. Shifted-in and cropped-away pixels are marked invalid.
 Tensors: image (N, B, H, W), probs (N, C, H, W), valid (N, H, W) bool.
 """
 
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 __all__ = ["Perturb", "perturb", "GEOMETRIC", "PHOTOMETRIC"]
 
 GEOMETRIC = ("flip", "rotate", "shift", "crop")
-PHOTOMETRIC = ("contrast", "blur")
+PHOTOMETRIC = ("contrast", "blur", "radiometric")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class Perturb:
     min_crop: float = 0.6
     contrast: tuple[float, float] = (0.7, 1.3)
     blur_sigma: tuple[float, float] = (0.3, 1.5)
+    #: Radiometric: per image and band, x' = a·x + c with a in ``gain`` and c in ``offset`` (normalised units).
+    gain: tuple[float, float] = (0.8, 1.2)
+    offset: tuple[float, float] = (-0.4, 0.4)
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -83,6 +88,12 @@ def perturb(image: torch.Tensor, probs: torch.Tensor, valid: torch.Tensor, gener
     if kind == "contrast":
         mean = image.mean(dim=(-2, -1), keepdim=True)
         return (image - mean) * u(*cfg.contrast) + mean, probs, valid
+    if kind == "radiometric":
+        n, b = image.shape[:2]
+        a = cfg.gain[0] + (cfg.gain[1] - cfg.gain[0]) * torch.rand((n, b, 1, 1), generator=generator)
+        c = cfg.offset[0] + (cfg.offset[1] - cfg.offset[0]) * torch.rand((n, b, 1, 1), generator=generator)
+        out = image * a.to(image) + c.to(image)
+        return out * valid[:, None].to(image), probs, valid  # missing pixels stay 0
     if kind == "blur":
         return _blur(image, u(*cfg.blur_sigma)), probs, valid
     raise ValueError(f"unknown perturbation {kind!r} (known: {GEOMETRIC + PHOTOMETRIC})")

@@ -20,7 +20,7 @@ import io
 import logging
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,8 @@ class TrainResult:
     checkpoint: str
     losses: list[dict[str, Any]]
     device: str
+    #: Tiles drawn in this run per (use, quarter): uses ``pairs`` (stage 1), ``labelled``, ``unlabelled`` (stage 3).
+    draws: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -97,7 +99,7 @@ def _refine_step(model: HRFormer, s: Sampler, n: int, cfg: Any, dev: torch.devic
         l_seg = F.cross_entropy(model(_t(xl, dev)).float(), _t(yl, dev), ignore_index=IGNORE)
         with torch.no_grad():
             p_u = torch.softmax(model(xu_t).float(), dim=1)
-        xi, pi, vi = perturb(xu_t, p_u, vu_t, gen, Perturb())
+        xi, pi, vi = perturb(xu_t, p_u, vu_t, gen, Perturb(kinds=tuple(cfg.perturbations)))
         l_ic = masked_consistency(model(xi), pi, cfg.confidence_threshold, vi)
         feats = F.dropout2d(model.encode(xu_t), p=cfg.feature_dropout, training=True)
         l_fp = masked_consistency(model.decode(feats, tuple(xu.shape[-2:])), p_u, cfg.confidence_threshold, vu_t)
@@ -214,7 +216,7 @@ def train(
         done_any = final
     if not done_any:
         raise LpqlcError("no stage was trained")
-    return TrainResult(checkpoint=done_any, losses=rows, device=str(dev))
+    return TrainResult(checkpoint=done_any, losses=rows, device=str(dev), draws=dict(sampler.draws))
 
 
 def _checkpoint(model: HRFormer, data: TrainingData, cfg: PipelineConfig, stage: str, epoch: int,
@@ -222,8 +224,8 @@ def _checkpoint(model: HRFormer, data: TrainingData, cfg: PipelineConfig, stage:
     cpu = HRFormer(model.cfg)
     cpu.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     return Checkpoint(
-        model=cpu, classes=list(data.classes), bands=list(data.bands), norm=data.norm,
-        provenance={
+        model=cpu, classes=list(data.classes), bands=list(data.bands), norm=data.norm, era_norms=dict(data.era_norms),
+        provenance={"resolution": data.resolution,
             "stage": stage, "epoch": epoch, "device": str(dev), "lpqlc": __version__, "torch": str(torch.__version__),
             "python": platform.python_version(), "config": cfg.name, "seed": cfg.science.ccts.seed,
             "quarters": [str(q) for q in data.quarters], "labelled": [str(data.quarters[i]) for i in data.labelled],

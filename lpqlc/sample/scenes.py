@@ -55,6 +55,24 @@ _COVER = {
     WATER: (0.0, 0.0),
 }
 _CLOUD = np.array([0.55, 0.55, 0.56, 0.58, 0.45])
+#: Relative strength of atmospheric path radiance (haze) per band, roughly λ^-2 from blue to SWIR1.
+_HAZE_SHAPE = np.array([1.0, 0.72, 0.52, 0.24, 0.06])
+#: How each sensor sees the same surface, as ρ_sensor = (ρ_OLI − a) / b with Roy et al. (2016, RSE 185,
+#: Table 2, OLS ETM+ → OLI) for TM/ETM+, and the HLS v2 Sentinel-2 → OLI adjustment (Claverie et al. 2018)
+#: for the MSI; OLI is the reference. Per band (b, a) in BANDS order.
+SENSOR_RESPONSE: dict[str, tuple[tuple[float, float], ...]] = {
+    "landsat-5": ((0.8474, 0.0003), (0.8483, 0.0088), (0.9047, 0.0061), (0.8462, 0.0412), (0.8937, 0.0254)),
+    "landsat-7": ((0.8474, 0.0003), (0.8483, 0.0088), (0.9047, 0.0061), (0.8462, 0.0412), (0.8937, 0.0254)),
+    "landsat-8": ((1.0, 0.0), (1.0, 0.0), (1.0, 0.0), (1.0, 0.0), (1.0, 0.0)),
+    "landsat-9": ((1.0, 0.0), (1.0, 0.0), (1.0, 0.0), (1.0, 0.0), (1.0, 0.0)),
+    "sentinel-2a": ((0.9778, -0.004), (1.0053, -0.0009), (0.9765, 0.0009), (0.9983, -0.0001), (0.9987, -0.0011)),
+    "sentinel-2b": ((0.9778, -0.004), (1.0053, -0.0009), (0.9765, 0.0009), (0.9983, -0.0001), (0.9987, -0.0011)),
+}
+#: Per-scene appearance: common gain sd (illumination, BRDF, calibration), per-band gain sd, haze
+#: (path reflectance in blue) mean of an exponential draw — a few percent, as between real clear scenes.
+GAIN_SD, BAND_GAIN_SD, HAZE_MEAN = 0.06, 0.02, 0.015
+#: Year-to-year phenology: green-up/senescence shift sd (days) and season amplitude sd (relative).
+PHENO_SHIFT_SD, PHENO_AMP_SD = 12.0, 0.12
 _SNOW = np.array([0.85, 0.85, 0.80, 0.70, 0.10])
 
 
@@ -88,13 +106,32 @@ class Scene:
     water: np.ndarray
 
 
+def year_phenology(seed: int, year: int) -> tuple[float, float]:
+    """(green-up shift in days, season amplitude factor) of a year: a drier or later spring, a weaker
+    or stronger summer — the same for every acquisition of the year (drawn from the world seed)."""
+    rng = np.random.default_rng([seed, 7919, year])
+    return float(rng.normal(0.0, PHENO_SHIFT_SD)), float(np.clip(rng.normal(1.0, PHENO_AMP_SD), 0.7, 1.3))
+
+
+def appearance(rng: np.random.Generator, platform: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band (gain, offset) of one acquisition: illumination/calibration gain, haze (path
+    reflectance falling with wavelength) and the sensor's band response; ρ_seen = gain·ρ + offset."""
+    gain = rng.normal(1.0, GAIN_SD) * rng.normal(1.0, BAND_GAIN_SD, 5)
+    haze = rng.exponential(HAZE_MEAN) * _HAZE_SHAPE
+    resp = np.asarray(SENSOR_RESPONSE.get(platform, SENSOR_RESPONSE["landsat-8"]))
+    b, a = resp[:, 0], resp[:, 1]
+    return (gain / b).astype(np.float32), ((haze - a) / b).astype(np.float32)
+
+
 def surface_reflectance(world: World, when: date, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Clear-sky surface reflectance (5, y, x) of the world on a date, and the land cover used."""
     from lpqlc.quarter import Quarter
 
     lc = world.truth(Quarter.of(when))
     doy = when.timetuple().tm_yday
-    g_nat, g_crop = _season(doy, 85, 300), _season(doy, 120, 275)
+    shift, amp = year_phenology(world.spec.seed, when.year)
+    g_nat = amp * _season(doy, 85 + shift, 300 + shift / 2)
+    g_crop = amp * _season(doy, 120 + shift, 275 + shift / 2)
     years = when.year - 2000 + doy / 365.0
     n = lc.shape[0]
     out = np.empty((5, n, n), np.float32)
@@ -123,8 +160,8 @@ def simulate(world: World, acq: Acquisition) -> Scene:
     rng = np.random.default_rng(acq.seed)
     n = world.spec.size
     refl, lc = surface_reflectance(world, acq.when, rng)
-    refl *= rng.normal(1.0, 0.02)  # illumination / calibration
-    refl[0] += abs(rng.normal(0.0, 0.01))  # residual haze in blue
+    gain, offset = appearance(rng, acq.platform)
+    refl = np.maximum(refl * gain[:, None, None] + offset[:, None, None], 0.0005)
     # clouds: a smooth field thresholded to the drawn cover, with thin edges
     cloud = np.zeros((n, n), np.float32)
     if acq.cloud_cover > 0:
