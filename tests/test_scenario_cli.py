@@ -21,7 +21,7 @@ from lpqlc.cli import app
 from lpqlc.erosion.run import run_erosion
 from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
-from lpqlc.publish.catalog import list_items
+from lpqlc.publish.catalog import item_url, list_items, read_inputs
 from lpqlc.publish.collections import collection_id
 from lpqlc.publish.products import erosion_specs, publish_items
 from lpqlc.publish.validate import validate_stac
@@ -127,7 +127,8 @@ def test_cli_scenario_writes_valid_cogs_and_stac_items(baseline: dict[str, Any],
     for it in items:
         assert any("item-spec" in s for s in validate_stac(it))  # raises when invalid
         assert set(it["assets"]) == {"landcover", "erosion", "erosion_baseline"}
-        assert set(it["properties"]["lpqlc:inputs"]) <= ero_ids and it["properties"]["lpqlc:inputs"]
+        inputs = read_inputs(item_url(root, cid, it["id"]), it)  # the lineage document beside the item
+        assert set(inputs) <= ero_ids and inputs and it["properties"]["lpqlc:inputs_count"] == len(inputs)
         assert it["properties"]["lpqlc:scenario"]["period"] == "quarter"
         assert it["assets"]["landcover"]["classification:classes"]
     coll = json.loads((Path(root) / cid / "collection.json").read_text())

@@ -276,7 +276,7 @@ def load_inputs(
 
     def static_layer(name: str) -> xr.DataArray:
         return load_files(
-            [static[name]], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint
+            static[name], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint
         )
 
     k, ls, slope = static_layer("k"), static_layer("ls"), static_layer("slope")
