@@ -62,20 +62,25 @@ def _publish_series(cfg: PipelineConfig, work: Path) -> None:
                     lc_url, lc, gbox.transform, crs, nodata=0, colormap=colours, overview_resampling="mode"
                 )
                 write_cog(ero_url, a, gbox.transform, crs, nodata=float("nan"))
+                q_url = f"{work}/ero/{quarter}/{t}-quality.tif"  # 1 observed, 4 missing (docs/erosion.md)
+                write_cog(q_url, np.where(np.isfinite(a), 1, 4).astype(np.uint8), gbox.transform, crs, nodata=0)
                 specs.append(
                     ItemSpec("landcover", str(quarter), t, {"landcover": lc_url}, "synthetic test series", ())
                 )
                 specs.append(
-                    ItemSpec("erosion", str(quarter), t, {"erosion": ero_url}, "synthetic test series", ())
+                    ItemSpec("erosion", str(quarter), t, {"erosion": ero_url, "quality": q_url}, "synthetic test series", ())
                 )
             grade = (np.digitize(annual, cfg.science.rusle.grades.breaks) + 1).astype(np.uint8)
             grade[~np.isfinite(annual)] = 0
             urls = {
                 "erosion": f"{work}/annual/{y}/{t}/erosion.tif",
                 "grade": f"{work}/annual/{y}/{t}/grade.tif",
+                "quality": f"{work}/annual/{y}/{t}/quality.tif",
             }
             write_cog(urls["erosion"], annual.astype(np.float32), gbox.transform, crs, nodata=float("nan"))
             write_cog(urls["grade"], grade, gbox.transform, crs, nodata=0, overview_resampling="mode")
+            quality = np.where(np.isfinite(annual), 1, 4).astype(np.uint8)
+            write_cog(urls["quality"], quality, gbox.transform, crs, nodata=0, overview_resampling="mode")
             specs.append(ItemSpec("erosion-annual", str(y), t, urls, "synthetic test series", ()))
     publish_items(cfg, specs)
     refresh_catalog(cfg, ("landcover", "erosion", "erosion-annual"))
@@ -142,7 +147,9 @@ def test_analyse_writes_every_output(published: PipelineConfig, tmp_path: Path) 
     # the tables hold what they claim
     areas = res.tables["areas"]
     first = areas[(areas.time == "2001Q1") & (areas.region == "all")]
-    assert first["area_km2"].sum() == pytest.approx((62 * 65 - 1) * 0.0009, rel=1e-6)
+    tiles = list(OutputGrid.from_config(published).iter_tiles(Quarter(YEARS[0], 1)))
+    pixels = sum(g.shape.yx[0] * g.shape.yx[1] - 1 for _, g in tiles)  # one nodata pixel per tile
+    assert first["area_km2"].sum() == pytest.approx(pixels * 0.0009, rel=1e-6)  # 30 m pixels
     trend = res.tables["trend_areas"].set_index(["region", "trend"])["area_km2"]
     assert trend["all", "decrease"] > 0 and trend["all", "increase"] > 0
     share = res.tables["eroded_share"].set_index("year")["eroded_pct"]

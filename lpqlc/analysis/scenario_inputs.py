@@ -30,7 +30,7 @@ from lpqlc.erosion.inputs import load_dem, r_quarter, r_quarters, subregion_feat
 from lpqlc.erosion.run import static_layers
 from lpqlc.errors import ConfigError, SourceError
 from lpqlc.grid import OutputGrid
-from lpqlc.publish.catalog import item_url, read_item
+from lpqlc.publish.catalog import asset_url, item_url, read_item
 from lpqlc.publish.collections import collection_id
 from lpqlc.publish.items import Period, item_id
 from lpqlc.quarter import Quarter
@@ -96,12 +96,7 @@ def baseline_landcover(
         doc = read_item(url, endpoint)
         if doc is None or "landcover" not in doc.get("assets", {}):
             continue
-        href = doc["assets"]["landcover"]["href"]
-        urls.append(
-            href
-            if "://" in href or href.startswith("/")
-            else f"{url.rsplit('/', 1)[0]}/{href.removeprefix('./')}"
-        )
+        urls.append(asset_url(root, doc, "landcover"))
         ids.append(iid)
     if urls:
         return urls, ids, f"the published land cover {cid} {quarter} ({len(ids)} item(s))"

@@ -464,10 +464,9 @@ class Analyses:
         from lpqlc.erosion.run import run_erosion
         from lpqlc.grid import OutputGrid
         from lpqlc.pipeline import work_dirs
-        from lpqlc.publish.catalog import item_url, read_item
+        from lpqlc.publish.catalog import asset_url, item_url, read_item
         from lpqlc.publish.collections import collection_id
         from lpqlc.publish.items import Period, item_id
-        from lpqlc.publish.products import _asset_url
         from lpqlc.storage import read_bytes
 
         lq = set(self.cubes.quarters("landcover"))
@@ -492,7 +491,7 @@ class Analyses:
             item = read_item(item_url(root, cid, item_id(cid, Period.of(cq), tile)), self.endpoint)
             if item is None:
                 return f"land cover of {cq} tile {tile} is not published"
-            blob = read_bytes(_asset_url(root, item, "landcover"), self.endpoint)
+            blob = read_bytes(asset_url(root, item, "landcover"), self.endpoint)
             for q in quarters:
                 write_bytes(f"{work}/landcover/{q}/{tile}.tif", blob, self.endpoint)
         run = run_erosion(

@@ -57,6 +57,14 @@ def item_url(root: str, collection: str, item_id: str) -> str:
     return f"{root.rstrip('/')}/{collection}/{item_id}/{item_id}.json"
 
 
+def asset_url(root: str, item: Mapping[str, Any], key: str) -> str:
+    """The absolute URL of asset ``key`` of a published ``item`` (its href taken relative to the item)."""
+    href = item["assets"][key]["href"]
+    if "://" in href or href.startswith("/"):
+        return str(href)
+    return f"{item_url(root, item['collection'], item['id']).rsplit('/', 1)[0]}/{href.removeprefix('./')}"
+
+
 def read_item(url: str, endpoint: str | None) -> dict[str, Any] | None:
     """The item JSON at ``url``, or None when there is none."""
     if not exists(url, endpoint):

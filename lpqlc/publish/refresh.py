@@ -34,7 +34,7 @@ import dask
 from lpqlc import __version__
 from lpqlc.cluster import compute_bounded
 from lpqlc.config import PipelineConfig
-from lpqlc.publish.catalog import PublishOutcome, item_url, list_items, to_json
+from lpqlc.publish.catalog import PublishOutcome, asset_url, item_url, list_items, to_json
 from lpqlc.publish.collections import PRODUCTS, collection_doc, collection_id, product
 from lpqlc.publish.datacube import build_references, datacube_name, partition_name
 from lpqlc.storage import exists, parse_storage_url, put_file, read_bytes, write_bytes
@@ -77,13 +77,6 @@ def _parallel(fn: Callable[[Any], Any], args: Sequence[Any]) -> list[Any]:
         return [fn(a) for a in args]
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(fn, args))
-
-
-def _asset_url(root: str, item: Mapping[str, Any], key: str) -> str:
-    href = item["assets"][key]["href"]
-    if "://" in href or href.startswith("/"):
-        return str(href)
-    return f"{root}/{item['collection']}/{item['id']}/{href.removeprefix('./')}"
 
 
 def _scan(url: str, endpoint: str | None) -> dict[str, Any]:
@@ -184,7 +177,7 @@ def _refresh_collection(cfg: PipelineConfig, key: str, outcomes: Sequence[Publis
     scans: dict[tuple[str, str], Any] = {}
     if cfg.publish.kerchunk:
         pairs = [(i["id"], a) for i in items for a in prod.assets]
-        tasks = [dask.delayed(_scan, pure=True)(_asset_url(root, absolute[i], a), endpoint) for i, a in pairs]
+        tasks = [dask.delayed(_scan, pure=True)(asset_url(root, absolute[i], a), endpoint) for i, a in pairs]
         scans = dict(zip(pairs, compute_bounded(tasks, client, f"datacube {key}", progress), strict=True))
     partitions: dict[str, dict[str, str]] = {}  # resolution → year → reference file
     for year, group in sorted(by_year.items()):
