@@ -70,4 +70,6 @@ def test_fill_is_lazy_and_annual_quality_is_the_worst_quarter() -> None:
     assert np.array_equal(np.isfinite(fv), qv != MISSING) and {1, 2, 3} <= set(np.unique(qv).tolist())
     quarters = [np.array([[1, 1, 0, 2]], np.uint8), np.array([[1, 3, 0, 1]], np.uint8),
                 np.array([[1, 2, 1, 4]], np.uint8), np.array([[1, 1, 0, 1]], np.uint8)]  # fmt: skip
-    assert annual_quality(quarters).tolist() == [[1, 3, 1, 4]]
+    # a quarter without land cover leaves the annual sum without it: missing, not the best of the others
+    assert annual_quality(quarters).tolist() == [[1, 3, 4, 4]]
+    assert annual_quality([np.zeros((1, 2), np.uint8)] * 4).tolist() == [[0, 0]]

@@ -73,5 +73,9 @@ def fill_fvc(observed: xr.DataArray, landcover: xr.DataArray, same_quarter: list
 
 def annual_quality(quarterly: list[np.ndarray]) -> np.ndarray:
     """A year's quality from its quarters' (uint8): the worst code of the four (missing > filled from
-    adjacent quarters > filled from the same quarter > observed > no data)."""
-    return np.maximum.reduce([np.asarray(q, np.uint8) for q in quarterly])
+    adjacent quarters > filled from the same quarter > observed), missing where some but not all quarters
+    have no land cover (the annual sum lacks that quarter, so annual A is NaN), no data where none has."""
+    stack = [np.asarray(q, np.uint8) for q in quarterly]
+    worst = np.maximum.reduce(stack)
+    some_without = np.logical_or.reduce([q == NO_DATA for q in stack])
+    return np.where(some_without & (worst != NO_DATA), np.uint8(MISSING), worst).astype(np.uint8)
