@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
-import rasterio
 import xarray as xr
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import assign_crs, xr_coords
 
 from lpqlc.composite.run import FVC, composite_summary, ensure_composites, layer_urls, tile_id
 from lpqlc.config import PipelineConfig
-from lpqlc.erosion.inputs import load_dem, r_quarter, r_quarters, subregion_features
+from lpqlc.erosion.inputs import load_dem, precip_totals, r_quarter, r_quarters, subregion_features
 from lpqlc.erosion.run import static_layers
 from lpqlc.errors import ConfigError, SourceError
 from lpqlc.grid import OutputGrid
@@ -110,56 +107,15 @@ def baseline_landcover(
     )
 
 
-def _asset(item: Any, preferred: str) -> str:
-    if preferred in item.assets:
-        return preferred
-    data = [k for k, a in item.assets.items() if "data" in (a.roles or [])]
-    if len(data) != 1:
-        raise SourceError(
-            f"item {item.id}: cannot tell which asset holds the data (assets {list(item.assets)})"
-        )
-    return str(data[0])
-
-
-def _year_total(href: str, endpoint: str | None) -> np.ndarray:
-    with rasterio.Env(**gdal_env(endpoint)), rasterio.open(href) as src:
-        data = src.read().astype(np.float32)
-        if src.nodata is not None:
-            data[data == src.nodata] = np.nan
-    return data.sum(axis=0)  # NaN where a day is missing: no total
-
-
 def precip_annual(cfg: PipelineConfig, years: list[int], gbox: GeoBox) -> xr.DataArray:
-    """Lazy mean annual precipitation (mm/a) over ``years`` on ``gbox``: each year's daily file summed
-    on its own grid (one task per year), averaged, then reprojected bilinear."""
-    coll = cfg.sources.collections.precipitation
-    items = {
-        int(it.properties["start_datetime"][:4]): it
-        for it in search_collection(cfg, coll)
-        if it.properties.get("start_datetime")
-    }
-    missing = [y for y in years if y not in items]
-    if missing:
-        raise SourceError(f"no {coll} item for year(s) {missing} (science.analysis.scenario.precip_years)")
-    parts, crs = [], None
-    for y in years:
-        it = items[y]
-        key = _asset(it, "data")
-        href = it.assets[key].get_absolute_href() or it.assets[key].href
-        with rasterio.Env(**gdal_env(cfg.storage.endpoint_url)), rasterio.open(href) as src:
-            g = GeoBox((src.height, src.width), src.transform, src.crs)
-            ndays = (date(y + 1, 1, 1) - date(y, 1, 1)).days
-            if src.count != ndays:
-                raise SourceError(
-                    f"precipitation item {it.id}: {src.count} bands, expected one per day ({ndays})"
-                )
-        arr = da.from_delayed(
-            dask.delayed(_year_total, pure=True)(href, cfg.storage.endpoint_url), g.shape.yx, np.float32
-        )
-        parts.append(xr.DataArray(arr, dims=g.dimensions, coords=xr_coords(g)))
-        crs = crs or g.crs
-    mean = parts[0] if len(parts) == 1 else xr.concat(parts, "year").mean("year", skipna=False)
-    mean = assign_crs(mean.astype(np.float32), crs)
+    """Lazy mean annual precipitation (mm/a) over ``years`` on ``gbox``: each year's daily file summed by
+    windows (:func:`lpqlc.erosion.inputs.precip_totals`), averaged, then reprojected bilinear."""
+    try:
+        totals = precip_totals(cfg, years)
+    except SourceError as e:
+        raise SourceError(f"{e} (science.analysis.scenario.precip_years)") from e
+    mean = totals.mean("year", skipna=False).astype(np.float32)
+    mean = assign_crs(mean, totals.odc.crs)
     c = cfg.grid.chunk_size
     return mean.odc.reproject(gbox, resampling="bilinear", dst_nodata=np.nan, chunks=(c, c)).rename("precip")
 

@@ -111,32 +111,33 @@ def _r_window(href: str, endpoint: str | None, year: int, rcfg: Any, rows: tuple
     return np.asarray(r.transpose("quarter", "y", "x").values, dtype=np.float32)
 
 
-def _r_year(href: str, endpoint: str | None, year: int, rcfg: Any, shape: tuple[int, int]) -> da.Array:
-    """Lazy (4, y, x) quarterly R of a year: one task per ``rcfg.window_px`` window of the daily file."""
+def _total_window(href: str, endpoint: str | None, year: int, rcfg: Any, rows: tuple[int, int],
+                  cols: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    """(1, y, x) annual precipitation total (mm) of one window; NaN where a day is missing."""
+    return _read_precip_window(href, endpoint, rows, cols).sum(axis=0, keepdims=True)
+
+
+def _by_windows(fn: Any, href: str, endpoint: str | None, year: int, rcfg: Any, shape: tuple[int, int],
+                depth: int) -> da.Array:  # fmt: skip
+    """Lazy (depth, y, x) of ``fn`` over one year's daily file: one task per ``rcfg.window_px`` window."""
     w = int(rcfg.window_px)
-    blocks = [[da.from_delayed(dask.delayed(_r_window, pure=True)(href, endpoint, year, rcfg, (r0, min(r0 + w, shape[0])),
-                                                                  (c0, min(c0 + w, shape[1]))),
-                               shape=(4, min(w, shape[0] - r0), min(w, shape[1] - c0)), dtype=np.float32)
+    blocks = [[da.from_delayed(dask.delayed(fn, pure=True)(href, endpoint, year, rcfg, (r0, min(r0 + w, shape[0])),
+                                                           (c0, min(c0 + w, shape[1]))),
+                               shape=(depth, min(w, shape[0] - r0), min(w, shape[1] - c0)), dtype=np.float32)
                for c0 in range(0, shape[1], w)] for r0 in range(0, shape[0], w)]  # fmt: skip
     return da.block(blocks)
 
 
-def r_quarters(cfg: PipelineConfig, years: list[int]) -> xr.DataArray:
-    """Lazy quarterly R (quarter, lat/y, lon/x), MJ·mm/(hm²·h·q), on the precipitation grid.
-
-    One task per year and window (``science.rusle.r.window_px`` pixels square) reads that window of the
-    year's daily file and applies the half-month model (:func:`lpqlc.erosion.rfactor.r_factor`, missing
-    days by its gap policy); coordinate ``quarter`` holds ``YYYYQn`` labels. Reprojecting a quarter
-    (:func:`r_quarter`) reads only the windows its output chunks need.
-    """
-    items = {
-        int(it.properties["start_datetime"][:4]): it
-        for it in search_collection(cfg, cfg.sources.collections.precipitation)
-        if it.properties.get("start_datetime")
-    }
+def _precip_years(cfg: PipelineConfig, years: list[int], fn: Any, depth: int,
+                  labels: Any) -> tuple[list[xr.DataArray], Any]:  # fmt: skip
+    """Per year, ``fn`` by windows of its daily precipitation file as a lazy (band, y, x) DataArray on the
+    file's grid (band coordinate ``labels(year)``); the files' CRS. Errors name the item at fault."""
+    coll = cfg.sources.collections.precipitation
+    items = {int(it.properties["start_datetime"][:4]): it
+             for it in search_collection(cfg, coll) if it.properties.get("start_datetime")}  # fmt: skip
     missing = [y for y in years if y not in items]
     if missing:
-        raise SourceError(f"no {cfg.sources.collections.precipitation} item for year(s) {missing}")
+        raise SourceError(f"no {coll} item for year(s) {missing}")
     parts, crs0 = [], None
     for y in years:
         it = items[y]
@@ -147,13 +148,34 @@ def r_quarters(cfg: PipelineConfig, years: list[int]) -> xr.DataArray:
         ndays = (date(y + 1, 1, 1) - date(y, 1, 1)).days
         if count != ndays:
             raise SourceError(f"precipitation item {it.id}: {count} bands, expected one per day ({ndays})")
-        arr = _r_year(href, cfg.storage.endpoint_url, y, cfg.science.rusle.r, shape)
+        arr = _by_windows(fn, href, cfg.storage.endpoint_url, y, cfg.science.rusle.r, shape, depth)
         gbox = GeoBox(shape, transform, crs)
         crs0 = crs0 or gbox.crs
-        coords = {"quarter": [f"{y}Q{q}" for q in range(1, 5)], **xr_coords(gbox)}
-        parts.append(xr.DataArray(arr, dims=("quarter", *gbox.dimensions), coords=coords))
+        band, values = labels(y)
+        parts.append(xr.DataArray(arr, dims=(band, *gbox.dimensions), coords={band: values, **xr_coords(gbox)}))
+    return parts, crs0
+
+
+def r_quarters(cfg: PipelineConfig, years: list[int]) -> xr.DataArray:
+    """Lazy quarterly R (quarter, lat/y, lon/x), MJ·mm/(hm²·h·q), on the precipitation grid.
+
+    One task per year and window (``science.rusle.r.window_px`` pixels square) reads that window of the
+    year's daily file and applies the half-month model (:func:`lpqlc.erosion.rfactor.r_factor`, missing
+    days by its gap policy); coordinate ``quarter`` holds ``YYYYQn`` labels. Reprojecting a quarter
+    (:func:`r_quarter`) reads only the windows its output chunks need.
+    """
+    parts, crs0 = _precip_years(cfg, years, _r_window, 4, lambda y: ("quarter", [f"{y}Q{q}" for q in range(1, 5)]))
     out = xr.concat(parts, "quarter") if len(parts) > 1 else parts[0]
     out.attrs = {"nodata": np.nan, "units": "MJ mm hm-2 h-1 q-1"}
+    return assign_crs(out, crs0)
+
+
+def precip_totals(cfg: PipelineConfig, years: list[int]) -> xr.DataArray:
+    """Lazy annual precipitation totals (year, lat/y, lon/x), mm/a, on the precipitation grid, read by
+    windows like :func:`r_quarters`; NaN where a day of the year is missing (no total)."""
+    parts, crs0 = _precip_years(cfg, years, _total_window, 1, lambda y: ("year", [y]))
+    out = xr.concat(parts, "year") if len(parts) > 1 else parts[0]
+    out.attrs = {"nodata": np.nan, "units": "mm a-1"}
     return assign_crs(out, crs0)
 
 
