@@ -500,6 +500,7 @@ class Analyses:
             f"{work}/erosion",
             landcover=f"{work}/landcover/{{quarter}}/{{tile}}.tif",
             composites=comp_dir,
+            factors=True,  # R, K, LS, C, P beside A: what was held fixed and what changed can be checked
         )
         control = pd.read_csv(run.summary_csv)
         control = control[(control.year == year) & (control.period == "annual")]
