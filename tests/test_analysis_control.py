@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+from distributed import Client
 
 from lpqlc.analysis.run import run_analyses
 from lpqlc.composite.run import tile_id
@@ -65,7 +66,9 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     publish_items(cfg, specs)
     refresh_catalog(cfg, ("landcover", "erosion", "erosion-annual"))
     out = root / "analysis"
-    res = run_analyses(cfg, str(out), what=["control"])
+    # the control's erosion units go to the analysis' client, as under ``lpqlc analyse`` (in-process here)
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        res = run_analyses(cfg, str(out), what=["control"], client=client)
     return {"cfg": cfg, "res": res, "out": out, "erosion": Path(dirs["erosion"]), "lc": lc_dir}
 
 

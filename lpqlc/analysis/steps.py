@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 class Analyses:
     """The analyses, sharing the opened cubes, the subregions and the writers."""
 
-    def __init__(self, cfg: PipelineConfig, cubes: Cubes, res: AnalysisResult, out: str):
+    def __init__(self, cfg: PipelineConfig, cubes: Cubes, res: AnalysisResult, out: str, client: Any = None):
         self.cfg, self.cubes, self.res, self.out = cfg, cubes, res, out
+        self.client = client  # the Dask client the control run's erosion units go to (None: in process)
         self.acfg = cfg.science.analysis
         self.codes = sorted(cfg.science.landcover.classes)
         self.names = [cfg.science.landcover.classes[c] for c in self.codes]
@@ -501,6 +502,7 @@ class Analyses:
             landcover=f"{work}/landcover/{{quarter}}/{{tile}}.tif",
             composites=comp_dir,
             factors=True,  # R, K, LS, C, P beside A: what was held fixed and what changed can be checked
+            client=self.client,
         )
         control = pd.read_csv(run.summary_csv)
         control = control[(control.year == year) & (control.period == "annual")]
