@@ -95,6 +95,7 @@ def test_control_run_holds_one_quarters_land_cover_and_nothing_else(published: d
     assert res.skipped == {}, res.skipped
     cq = Quarter(YEAR, cfg.science.analysis.control_quarter)
     ctl = out / "control" / "erosion"
+    assert not (ctl / "static").exists()  # slope, LS and K are the pipeline's tiles, reused
     lc_cq = _lc_mosaic(published["lc"] / str(cq))
     changed_somewhere = False
     for q in QUARTERS:

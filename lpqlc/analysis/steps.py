@@ -503,6 +503,7 @@ class Analyses:
             composites=comp_dir,
             factors=True,  # R, K, LS, C, P beside A: what was held fixed and what changed can be checked
             client=self.client,
+            static=work_dirs(self.cfg)["erosion"],  # the pipeline's slope, LS, K tiles: reused as they are
         )
         control = pd.read_csv(run.summary_csv)
         control = control[(control.year == year) & (control.period == "annual")]
