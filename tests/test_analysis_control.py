@@ -144,3 +144,14 @@ def test_control_run_holds_one_quarters_land_cover_and_nothing_else(published: d
     # (the CSV's means are rounded to 6 digits: the difference to ~1e-4 percentage points)
     assert row.difference_pct == pytest.approx(100 * (means["control"] / means["quarterly"] - 1), abs=1e-3)
     assert "Control run" in (out / "analysis.md").read_text()
+
+
+def test_control_rerun_reuses_its_erosion_units(published: dict[str, Any]) -> None:
+    cfg, out = published["cfg"], published["out"]
+    written = sorted((out / "control").rglob("*.tif"))
+    before = {p: p.stat().st_mtime_ns for p in written}
+    table = (out / "control.csv").read_text()
+    res = run_analyses(cfg, str(out), what=["control"])
+    assert res.skipped == {}
+    assert {p: p.stat().st_mtime_ns for p in written} == before  # land cover copies and erosion untouched
+    assert (out / "control.csv").read_text() == table

@@ -461,7 +461,8 @@ class Analyses:
     def control(self) -> str | None:
         """Erosion of the last complete year recomputed with quarter ``analysis.control_quarter``'s land
         cover for all four quarters (``lpqlc.erosion.run.run_erosion`` on copies of that quarter's
-        published land-cover COGs, the pipeline's own composites for FVC), beside the published result."""
+        published land-cover COGs, the pipeline's own composites for FVC and its slope/LS/K tiles), beside
+        the published result; definitions in docs/analysis.md "Control run"."""
         from lpqlc.erosion.run import run_erosion
         from lpqlc.grid import OutputGrid
         from lpqlc.pipeline import work_dirs
@@ -493,8 +494,10 @@ class Analyses:
             if item is None:
                 return f"land cover of {cq} tile {tile} is not published"
             blob = read_bytes(asset_url(root, item, "landcover"), self.endpoint)
-            for q in quarters:
-                write_bytes(f"{work}/landcover/{q}/{tile}.tif", blob, self.endpoint)
+            for q in quarters:  # rewritten only when changed: a rerun reuses the control's erosion units
+                url = f"{work}/landcover/{q}/{tile}.tif"
+                if not exists(url, self.endpoint) or read_bytes(url, self.endpoint) != blob:
+                    write_bytes(url, blob, self.endpoint)
         run = run_erosion(
             self.cfg,
             quarters,
