@@ -95,7 +95,8 @@ def run_demo(config: str | Path, out: str | Path, spec: SampleSpec, quarters: li
     from lpqlc.analysis.run import ANALYSES, run_analyses  # what the period allows; the rest named as skipped
 
     analysis = run_analyses(cfg, default_out(cfg), what=[a for a in ANALYSES if a != "control"])
-    analysis.skipped["control"] = "not run by the demo (a second erosion run): `lpqlc analyse --what control`"
+    analysis.skipped["control"] = ("not run by the demo (a second erosion run of a year, kept out of its "
+                                   "minutes): `lpqlc analyse --what control` on its output runs it")
     report = make_report(cfg, str(out / "report"))
     comp = work_dirs(cfg)["composites"]
     quicklooks = [f"{comp}/{q}/quicklook.png" for q in summary.quarters if (Path(comp) / str(q) / "quicklook.png").exists()]

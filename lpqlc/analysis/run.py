@@ -48,7 +48,7 @@ def run_analyses(
     out = out.rstrip("/")
     cubes = Cubes(cfg, resolution)
     res = AnalysisResult(out=out)
-    ctx = Analyses(cfg, cubes, res, out)
+    ctx = Analyses(cfg, cubes, res, out, client)
     res.markdown += [f"# Analyses of {cfg.name} ({cubes.res:g} m)", ""]
     steps: dict[str, Callable[[], None]] = {
         "areas": ctx.areas,

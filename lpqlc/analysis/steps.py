@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 class Analyses:
     """The analyses, sharing the opened cubes, the subregions and the writers."""
 
-    def __init__(self, cfg: PipelineConfig, cubes: Cubes, res: AnalysisResult, out: str):
+    def __init__(self, cfg: PipelineConfig, cubes: Cubes, res: AnalysisResult, out: str, client: Any = None):
         self.cfg, self.cubes, self.res, self.out = cfg, cubes, res, out
+        self.client = client  # the Dask client the control run's erosion units go to (None: in process)
         self.acfg = cfg.science.analysis
         self.codes = sorted(cfg.science.landcover.classes)
         self.names = [cfg.science.landcover.classes[c] for c in self.codes]
@@ -460,7 +461,8 @@ class Analyses:
     def control(self) -> str | None:
         """Erosion of the last complete year recomputed with quarter ``analysis.control_quarter``'s land
         cover for all four quarters (``lpqlc.erosion.run.run_erosion`` on copies of that quarter's
-        published land-cover COGs, the pipeline's own composites for FVC), beside the published result."""
+        published land-cover COGs, the pipeline's own composites for FVC and its slope/LS/K tiles), beside
+        the published result; definitions in docs/analysis.md "Control run"."""
         from lpqlc.erosion.run import run_erosion
         from lpqlc.grid import OutputGrid
         from lpqlc.pipeline import work_dirs
@@ -492,14 +494,19 @@ class Analyses:
             if item is None:
                 return f"land cover of {cq} tile {tile} is not published"
             blob = read_bytes(asset_url(root, item, "landcover"), self.endpoint)
-            for q in quarters:
-                write_bytes(f"{work}/landcover/{q}/{tile}.tif", blob, self.endpoint)
+            for q in quarters:  # rewritten only when changed: a rerun reuses the control's erosion units
+                url = f"{work}/landcover/{q}/{tile}.tif"
+                if not exists(url, self.endpoint) or read_bytes(url, self.endpoint) != blob:
+                    write_bytes(url, blob, self.endpoint)
         run = run_erosion(
             self.cfg,
             quarters,
             f"{work}/erosion",
             landcover=f"{work}/landcover/{{quarter}}/{{tile}}.tif",
             composites=comp_dir,
+            factors=True,  # R, K, LS, C, P beside A: what was held fixed and what changed can be checked
+            client=self.client,
+            static=work_dirs(self.cfg)["erosion"],  # the pipeline's slope, LS, K tiles: reused as they are
         )
         control = pd.read_csv(run.summary_csv)
         control = control[(control.year == year) & (control.period == "annual")]

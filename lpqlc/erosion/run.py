@@ -253,8 +253,12 @@ def run_erosion(
     factors: bool = False,
     client: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
+    static: str | None = None,
 ) -> ErosionRun:
-    """RUSLE for ``quarters`` over the AOI, written under ``out`` (see the module doc)."""
+    """RUSLE for ``quarters`` over the AOI, written under ``out`` (see the module doc).
+
+    ``static``: the folder whose ``static/`` holds (or receives) the slope, LS and K tiles, default
+    ``out``; another run's folder reuses its layers (the analysis' control run uses the pipeline's)."""
     if "{quarter}" not in landcover:
         raise ConfigError(f"--landcover {landcover!r} must hold {{quarter}} (and optionally {{tile}}), "
                           "e.g. truth/landcover/{quarter}.tif")
@@ -267,7 +271,8 @@ def run_erosion(
     comp_dir = composites or f"{prefix}/composites"
     grid = OutputGrid.from_config(cfg)
     tick = progress or (lambda stage, done, total: None)
-    static = static_layers(cfg, prefix, grid, client)
+    static_dir = parse_storage_url(static, what="static").url.rstrip("/") if static else prefix
+    static_urls = static_layers(cfg, static_dir, grid, client)
     tick("static layers", 1, 1)
     years = sorted({q.year for q in quarters})
     r_all = r_quarters(cfg, years)
@@ -287,7 +292,7 @@ def run_erosion(
             raise ConfigError(f"year {year} spans two grid resolutions {sorted(res)}: align grid.resolutions to years")
         gbox = grid.geobox(qs[0])
         nbs = {q: fvc_neighbours(cfg, comp_dir, q, own) for q in qs}
-        layers = {str(q): _quarter_layers(cfg, q, gbox, static, r_all, landcover, own[q], nbs[q]) for q in qs}
+        layers = {str(q): _quarter_layers(cfg, q, gbox, static_urls, r_all, landcover, own[q], nbs[q]) for q in qs}
         tiles = grid.tiles(qs[0])
         # a unit's inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify,
         # else the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
