@@ -144,6 +144,8 @@ def test_analyse_writes_every_output(published: PipelineConfig, tmp_path: Path) 
         assert cog_validate(str(path), quiet=True)[0], path
     coll = json.loads((Path(res.items[0]).parent.parent / "collection.json").read_text())
     validate_stac(coll)  # raises when invalid
+    root_doc = json.loads((Path(published.publish_url) / "catalog.json").read_text())  # found from the root
+    assert {"rel": "child", "href": f"./{coll['id']}/collection.json", "type": "application/json"} in root_doc["links"]
     # the tables hold what they claim
     areas = res.tables["areas"]
     first = areas[(areas.time == "2001Q1") & (areas.region == "all")]

@@ -10,12 +10,13 @@ import numpy as np
 from lpqlc.composite.run import tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
-from lpqlc.publish.catalog import item_url, list_items, write_collection, write_root_catalog
-from lpqlc.publish.collections import collection_doc, collection_id
+from lpqlc.publish.catalog import item_url
+from lpqlc.publish.collections import collection_id
 from lpqlc.publish.items import Period, item_id
 from lpqlc.publish.preview import mosaic_tiles, write_png
 from lpqlc.publish.products import ItemSpec, publish_items
-from lpqlc.storage import exists, parse_storage_url, read_bytes
+from lpqlc.publish.refresh import publish_analysis_collection
+from lpqlc.storage import exists, read_bytes
 
 if TYPE_CHECKING:
     from lpqlc.analysis.scenario_inputs import ScenarioInputs
@@ -160,8 +161,6 @@ def publish_scenario(
     """Publish one item per tile in ``<prefix>-scenario`` (assets landcover, erosion, erosion_baseline and,
     for a year, grade) with ``lpqlc:inputs`` naming the baseline land-cover and erosion items that exist;
     then write the collection and relink the root catalog. Returns the outcomes and the collection URL."""
-    from lpqlc import __version__
-    from lpqlc.publish.stacapi import ingest
 
     endpoint = cfg.storage.endpoint_url
     root = cfg.publish_url.rstrip("/")
@@ -191,18 +190,5 @@ def publish_scenario(
         extra = {"lpqlc:scenario": {"quarter": str(q), "period": run.period, "settings": settings}}
         specs.append(ItemSpec(SCENARIO, str(q), t, sources, lineage=lineage, inputs=inputs, extra=extra))
     outcomes = publish_items(cfg, specs, client=client, progress=progress, stage="publish scenario")
-    cid = collection_id(cfg, SCENARIO)
-    items = list_items(root, cid, endpoint)
-    doc = collection_doc(cfg, SCENARIO, items)
-    url = write_collection(root, doc, items, endpoint)
-    write_root_catalog(
-        root,
-        f"{cfg.name}: LP-QLC land cover and soil erosion",
-        f"Quarterly land cover and RUSLE soil erosion for {cfg.aoi.name}, made by lpqlc {__version__}.",
-        [doc],
-        endpoint,
-    )
-    if cfg.publish.stac_api:
-        rootloc = parse_storage_url(root, what="publish.url")
-        ingest(cfg.publish.stac_api, {cid: doc}, {cid: items}, rootloc)
+    url = publish_analysis_collection(cfg, SCENARIO)
     return outcomes, url

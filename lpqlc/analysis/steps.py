@@ -198,10 +198,11 @@ class Analyses:
         need = self.acfg.trend_min_years
         if len(years) < need:
             return f"{len(years)} published years, analysis.trend_min_years is {need}"
-        from lpqlc.publish.catalog import list_items, publish_item, write_collection
-        from lpqlc.publish.collections import collection_doc, collection_id, item_assets
+        from lpqlc.publish.catalog import publish_item
+        from lpqlc.publish.collections import collection_id, item_assets
         from lpqlc.publish.items import Period, build_item, item_id
         from lpqlc.publish.products import software_versions
+        from lpqlc.publish.refresh import publish_analysis_collection
 
         tcfg = self.acfg.trend
         method = "hamed_rao" if tcfg.hamed_rao else "original"
@@ -289,8 +290,7 @@ class Analyses:
                 self.region_names,
             )["area_km2"]
             counts = ta if counts is None else counts + ta
-        items = list_items(root, cid, self.endpoint)
-        write_collection(root, collection_doc(self.cfg, TREND_KEY, items), items, self.endpoint)
+        publish_analysis_collection(self.cfg, TREND_KEY)  # linked from the root, upserted into the API
         assert counts is not None
         table = counts.to_dataframe().reset_index()
         table["share_pct"] = 100 * table["area_km2"] / table.groupby("region")["area_km2"].transform("sum")
@@ -298,7 +298,7 @@ class Analyses:
             "## Trends of annual erosion",
             "",
             f"Mann–Kendall ({method}, α = {tcfg.alpha}) and Theil–Sen over {span.label}; "
-            f"maps published as collection `{cid}` ({len(items)} items).",
+            f"maps published as collection `{cid}` ({len(self.res.items)} items).",
         ]
         self.csv(
             table, "trend_areas.csv", "area with a significant decrease / no trend / increase per region"

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from lpqlc.publish.items import LINEAGE_REL, CogInfo, cog_info, inputs_digest, multihash
-from lpqlc.storage import exists, list_files, parse_storage_url, read_bytes, remove, write_bytes
+from lpqlc.storage import exists, list_files, read_bytes, remove, write_bytes
 
 __all__ = [
     "PublishOutcome",
@@ -36,7 +36,6 @@ __all__ = [
     "publish_item",
     "list_items",
     "write_collection",
-    "write_root_catalog",
     "to_json",
     "lineage_document",
     "read_inputs",
@@ -222,23 +221,3 @@ def write_collection(root: str, doc: dict[str, Any], items: list[dict[str, Any]]
     url = f"{root.rstrip('/')}/{cid}/collection.json"
     write_bytes(url, to_json({**doc, "links": links}), endpoint)
     return url
-
-
-def write_root_catalog(root: str, title: str, description: str, collections: list[dict[str, Any]],
-                       endpoint: str | None = None) -> str:  # fmt: skip
-    """Write ``<root>/catalog.json`` with a child link per published collection; returns its URL."""
-    existing = list_files(root, "*/collection.json", endpoint)
-    ids = sorted({posixpath.basename(posixpath.dirname(u)) for u in existing} | {c["id"] for c in collections})
-    doc = {
-        "type": "Catalog",
-        "stac_version": "1.1.0",
-        "id": parse_storage_url(root).root.rstrip("/").rsplit("/", 1)[-1] or "lpqlc",
-        "title": title,
-        "description": description,
-        "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
-        + [{"rel": "child", "href": f"./{cid}/collection.json", "type": "application/json"} for cid in ids],
-    }
-    url = f"{root.rstrip('/')}/catalog.json"
-    write_bytes(url, to_json(doc), endpoint)
-    return url
-

@@ -39,7 +39,7 @@ from lpqlc.publish.collections import PRODUCTS, collection_doc, collection_id, p
 from lpqlc.publish.datacube import build_references, datacube_name, partition_name
 from lpqlc.storage import exists, parse_storage_url, put_file, read_bytes, write_bytes
 
-__all__ = ["CatalogIndex", "refresh_catalog", "item_year"]
+__all__ = ["CatalogIndex", "refresh_catalog", "item_year", "publish_analysis_collection"]
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +244,24 @@ def _refresh_collection(cfg: PipelineConfig, key: str, outcomes: Sequence[Publis
     w.index.collections[cid] = w.json(f"{base}/collection.json", doc)
     w.index.items[cid] = len(items)
     return doc, items
+
+
+def publish_analysis_collection(cfg: PipelineConfig, key: str) -> str:
+    """Write the collection of an analysis product (``trend``, ``scenario``: a few items per run, linked
+    directly, no year partitions or datacubes), link it from the root catalog and upsert it and its items
+    into ``publish.stac_api`` when set. Returns the collection URL."""
+    from lpqlc.publish.catalog import write_collection
+    from lpqlc.publish.stacapi import ingest
+
+    root, endpoint = cfg.publish_url.rstrip("/"), cfg.storage.endpoint_url
+    cid = collection_id(cfg, key)
+    items = list_items(root, cid, endpoint)
+    doc = collection_doc(cfg, key, items)
+    url = write_collection(root, doc, items, endpoint)
+    _root_catalog(cfg, [cid], _Writer(endpoint, CatalogIndex(catalog=f"{root}/catalog.json")))
+    if cfg.publish.stac_api:
+        ingest(cfg.publish.stac_api, {cid: doc}, {cid: items}, parse_storage_url(root, what="publish.url"))
+    return url
 
 
 def _root_catalog(cfg: PipelineConfig, cids: Iterable[str], w: _Writer) -> None:
