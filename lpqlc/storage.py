@@ -323,18 +323,7 @@ def create_exclusive(url: str, data: bytes, endpoint_url: str | None = None) -> 
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         return True
-    fs = open_filesystem(loc, endpoint_url)
-    bucket, key, _ = fs.split_path(_strip(loc.url))
-    try:
-        retrying(lambda: fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*"),
-                 f"creating {loc.url}")  # fmt: skip
-    except OSError as exc:
-        if _precondition_failed(exc):
-            return False
-        raise StorageError(f"cannot create {loc.url}: {exc}") from exc
-    finally:
-        fs.invalidate_cache(_strip(loc.url))
-    return True
+    return _conditional_put(loc, endpoint_url, data, "create", IfNoneMatch="*")
 
 
 def replace_if_match(url: str, data: bytes, tag: str, endpoint_url: str | None = None) -> bool:
@@ -353,17 +342,21 @@ def replace_if_match(url: str, data: bytes, tag: str, endpoint_url: str | None =
                 return False
             _replace_atomically(path, lambda fh: fh.write(data))
             return True
+    return _conditional_put(loc, endpoint_url, data, "replace", IfMatch=tag)
+
+
+def _conditional_put(loc: Any, endpoint_url: str | None, data: bytes, verb: str, **condition: str) -> bool:
+    """S3 ``PUT`` of ``data`` under ``condition`` (``IfNoneMatch``/``IfMatch``): False when the server says
+    the precondition failed (or, for a replace, the object vanished), True when written."""
     fs = open_filesystem(loc, endpoint_url)
     bucket, key, _ = fs.split_path(_strip(loc.url))
     try:
-        retrying(lambda: fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfMatch=tag),
-                 f"replacing {loc.url}")  # fmt: skip
-    except FileNotFoundError:
-        return False
+        retrying(lambda: fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition),
+                 f"{verb.removesuffix('e')}ing {loc.url}")  # fmt: skip
     except OSError as exc:
-        if _precondition_failed(exc):
+        if _precondition_failed(exc) or (verb == "replace" and isinstance(exc, FileNotFoundError)):
             return False
-        raise StorageError(f"cannot replace {loc.url}: {exc}") from exc
+        raise StorageError(f"cannot {verb} {loc.url}: {exc}") from exc
     finally:
         fs.invalidate_cache(_strip(loc.url))
     return True
