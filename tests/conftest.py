@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from lpqlc.config import PipelineConfig, config_from_dict
@@ -97,3 +98,15 @@ def s3_archive(stack: StackState) -> SampleArchive:
         stac_api=stack.stac_api,
         import_xrspatial=True,
     )
+
+
+def tile_mosaic(folder: Path, layer: str) -> np.ndarray:
+    """Mosaic of ``<folder>/x###y###/<layer>.tif`` tiles (row-major by tile index), read whole: test-sized."""
+    import rasterio
+
+    rows = {}
+    for t in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("x")):
+        with rasterio.open(t / f"{layer}.tif") as src:
+            rows[(int(t.name[5:8]), int(t.name[1:4]))] = src.read(1)
+    ny, nx = max(k[0] for k in rows) + 1, max(k[1] for k in rows) + 1
+    return np.block([[rows[(iy, ix)] for ix in range(nx)] for iy in range(ny)])

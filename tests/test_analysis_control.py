@@ -30,7 +30,7 @@ from lpqlc.quarter import Quarter, quarter_range
 from lpqlc.sample.archive import SampleArchive, generate
 from lpqlc.sources.rasters import load_files
 
-from .conftest import SMALL, small_config
+from .conftest import SMALL, small_config, tile_mosaic
 
 YEAR = 2021
 QUARTERS = quarter_range(f"{YEAR}Q1", f"{YEAR}Q4")
@@ -72,15 +72,6 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"cfg": cfg, "res": res, "out": out, "erosion": Path(dirs["erosion"]), "lc": lc_dir}
 
 
-def _mosaic(folder: Path, layer: str) -> np.ndarray:
-    rows = {}
-    for t in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("x")):
-        with rasterio.open(t / f"{layer}.tif") as src:
-            rows[(int(t.name[5:8]), int(t.name[1:4]))] = src.read(1)
-    ny, nx = max(k[0] for k in rows) + 1, max(k[1] for k in rows) + 1
-    return np.block([[rows[(iy, ix)] for ix in range(nx)] for iy in range(ny)])
-
-
 def _lc_mosaic(folder: Path) -> np.ndarray:
     rows = {}
     for f in sorted(folder.glob("x*.tif")):
@@ -101,8 +92,8 @@ def test_control_run_holds_one_quarters_land_cover_and_nothing_else(published: d
     for q in QUARTERS:
         # the control run's land cover for every quarter is the control quarter's published map
         assert np.array_equal(_lc_mosaic(out / "control" / "landcover" / str(q)), lc_cq), q
-        f = {n: _mosaic(ctl / str(q), n) for n in ("r", "k", "ls", "c", "p")}
-        a = _mosaic(ctl / str(q), "erosion")
+        f = {n: tile_mosaic(ctl / str(q), n) for n in ("r", "k", "ls", "c", "p")}
+        a = tile_mosaic(ctl / str(q), "erosion")
         fin = np.isfinite(a)
         assert fin.mean() > 0.5 and float(a[fin].max()) > 0, q
         # A = R·K·LS·C·P by hand from the control run's factor layers
@@ -110,17 +101,17 @@ def test_control_run_holds_one_quarters_land_cover_and_nothing_else(published: d
         assert np.allclose(a[fin], hand[fin], rtol=1e-4, atol=1e-7), q
         # R, K and LS are held as the quarterly run's (same rain, soil, terrain)
         for n in ("r", "k", "ls"):
-            assert np.allclose(f[n], _mosaic(ero / str(q), n), rtol=1e-6, equal_nan=True), (q, n)
+            assert np.allclose(f[n], tile_mosaic(ero / str(q), n), rtol=1e-6, equal_nan=True), (q, n)
         # where the land cover did not change, the control erosion is the quarterly erosion
         lc_q = _lc_mosaic(published["lc"] / str(q))
-        a_q = _mosaic(ero / str(q), "erosion")
+        a_q = tile_mosaic(ero / str(q), "erosion")
         same = (lc_q == lc_cq) & (lc_q != 0)
         assert same.mean() > 0.5, q
         assert np.allclose(a[same], a_q[same], rtol=1e-5, atol=1e-7, equal_nan=True), q
         # P follows land cover and slope only: every quarter's is the control quarter's quarterly P;
         # C follows land cover and that quarter's FVC: the quarterly C where the class is the same
-        assert np.allclose(f["p"], _mosaic(ero / str(cq), "p"), equal_nan=True), q
-        assert np.allclose(f["c"][same], _mosaic(ero / str(q), "c")[same], rtol=1e-6, equal_nan=True), q
+        assert np.allclose(f["p"], tile_mosaic(ero / str(cq), "p"), equal_nan=True), q
+        assert np.allclose(f["c"][same], tile_mosaic(ero / str(q), "c")[same], rtol=1e-6, equal_nan=True), q
         if q == cq:
             assert same.sum() == (lc_q != 0).sum()
         changed_somewhere |= bool(((lc_q != lc_cq) & (lc_q != 0) & np.isfinite(a) & (a != a_q)).any())
@@ -134,7 +125,7 @@ def test_control_run_holds_one_quarters_land_cover_and_nothing_else(published: d
     eroded_from = g.breaks[g.names.index(g.eroded_from) - 1] if g.names.index(g.eroded_from) else 0.0
     means = {}
     for name, folder in (("control", ctl), ("quarterly", ero)):
-        annual = _mosaic(folder / str(YEAR), "erosion")
+        annual = tile_mosaic(folder / str(YEAR), "erosion")
         ok = np.isfinite(annual)
         means[name] = float(annual[ok].mean())
         assert row[f"{name}_mean_t_hm2_a"] == pytest.approx(means[name], rel=1e-4), name

@@ -28,7 +28,7 @@ from lpqlc.publish.validate import validate_stac
 from lpqlc.quarter import Quarter
 from lpqlc.sample.archive import SampleArchive
 
-from .conftest import small_config
+from .conftest import small_config, tile_mosaic
 
 Q = Quarter(2021, 4)
 IDENTITY = {  # nothing is suitable to change: no forest or grassland climate, every cropland slope allowed
@@ -56,15 +56,6 @@ def baseline(small_archive: SampleArchive, tmp_path_factory: pytest.TempPathFact
     run_erosion(cfg, [Q], str(ero), landcover=landcover)
     publish_items(cfg, erosion_specs(cfg, str(ero), str(ero / "composites"), [Q], []))
     return {"cfg": cfg, "root": root, "erosion": ero, "landcover": landcover}
-
-
-def _mosaic(folder: Path, layer: str) -> np.ndarray:
-    rows = {}
-    for t in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("x")):
-        with rasterio.open(t / f"{layer}.tif") as src:
-            rows[(int(t.name[5:8]), int(t.name[1:4]))] = src.read(1)
-    ny, nx = max(k[0] for k in rows) + 1, max(k[1] for k in rows) + 1
-    return np.block([[rows[(iy, ix)] for ix in range(nx)] for iy in range(ny)])
 
 
 def test_cli_scenario_writes_valid_cogs_and_stac_items(baseline: dict[str, Any], tmp_path: Path) -> None:
@@ -104,7 +95,7 @@ def test_cli_scenario_writes_valid_cogs_and_stac_items(baseline: dict[str, Any],
     # the sample's land cover has pixels to reallocate, and reallocation lowers the mean soil loss
     assert whole.converted_km2 > 0 and whole.mean_erosion_scenario < whole.mean_erosion_baseline
     matrix = pd.read_csv(out / "reallocation.csv", index_col=0)
-    lc, lc0 = _mosaic(out, "landcover"), _mosaic(out, "baseline_landcover")
+    lc, lc0 = tile_mosaic(out, "landcover"), tile_mosaic(out, "baseline_landcover")
     px_km2 = OutputGrid.from_config(cfg).grid.resolution_for(Q) ** 2 / 1e6
     assert matrix.values.sum() == pytest.approx(np.count_nonzero(lc0) * px_km2, rel=1e-4)
     off = matrix.values.sum() - np.trace(matrix.values)
@@ -160,10 +151,10 @@ def test_identity_scenario_reproduces_the_baseline_erosion(baseline: dict[str, A
         publish=False,
     )
     out = Path(run.prefix)
-    np.testing.assert_array_equal(_mosaic(out, "landcover"), _mosaic(out, "baseline_landcover"))
-    a, a0 = _mosaic(out, "erosion"), _mosaic(out, "erosion_baseline")
+    np.testing.assert_array_equal(tile_mosaic(out, "landcover"), tile_mosaic(out, "baseline_landcover"))
+    a, a0 = tile_mosaic(out, "erosion"), tile_mosaic(out, "erosion_baseline")
     np.testing.assert_array_equal(a, a0)  # identity scenario: exactly the baseline
-    job = _mosaic(ero / str(Q), "erosion")  # the erosion job's own soil loss of the same quarter
+    job = tile_mosaic(ero / str(Q), "erosion")  # the erosion job's own soil loss of the same quarter
     assert np.array_equal(np.isfinite(job), np.isfinite(a)) and np.isfinite(a).mean() > 0.5
     np.testing.assert_allclose(
         a[np.isfinite(a)], job[np.isfinite(job)], rtol=1e-6
