@@ -361,7 +361,7 @@ def test_cli_composite_writes_cogs_quicklook_and_stats(small_archive: SampleArch
     assert len(tiles) == 4  # 2×2 tiles of 128 px over the ~1.8 km AOI
     for layer in ("blue", "green", "red", "nir", "swir1", "count", "ndvi", "fvc"):
         with rasterio.open(q / tiles[0] / f"{layer}.tif") as src:
-            assert src.crs is not None and src.res == (10.0, 10.0) and src.block_shapes[0] == (512, 512) and src.overviews(1) == []
+            assert src.crs is not None and src.res == (10.0, 10.0) and src.block_shapes[0] == (128, 128) and src.overviews(1) == []
     summary = json.loads((q / "composite.json").read_text())
     assert summary["sensor"] == "sentinel2" and summary["fvc_method"] == "percentile"
     assert summary["fvc_endmembers"]["ndvi_soil"] < summary["fvc_endmembers"]["ndvi_veg"]
