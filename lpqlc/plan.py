@@ -105,13 +105,12 @@ def _item_bytes(item: pystac.Item, rule: SourceRule) -> int:
 
 def plan_quarter(cfg: PipelineConfig, quarter: Quarter, *, graphs: bool = False) -> QuarterPlan:
     """The plan of ``quarter`` (see the module doc). ``plan_seconds`` is the client work the run does
-    before submitting (the items' JSON for the tasks, per-tile sources and time slices). ``graphs=True``
+    before submitting but the items' JSON for the tasks (per-tile sources and time slices). ``graphs=True``
     also builds every tile's composite graph, as each tile's worker task will, to count its tasks
     (``composite graph tasks (in workers)``); ``plan_seconds`` then includes that cost, which the
     run's client does not pay."""
     from lpqlc.composite.build import plan_slices
     from lpqlc.composite.run import layer_names, tile_graph
-    from lpqlc.composite.tile_task import portable_items
     from lpqlc.composite.tiles import ItemIndex, tile_sources
     from lpqlc.grid import OutputGrid
     from lpqlc.sources.search import search_quarter
@@ -122,7 +121,6 @@ def plan_quarter(cfg: PipelineConfig, quarter: Quarter, *, graphs: bool = False)
     grid = OutputGrid.from_config(cfg)
     tiles = list(grid.iter_tiles(quarter))
     index = ItemIndex(result.items, grid.crs)
-    portable_items(result.items)  # as the run does once per quarter (timed, not needed here)
     names = layer_names(cfg)
     sizes = {it.id: _item_bytes(it, result.rule) for it in result.items}
     pos = {it.id: i for i, it in enumerate(result.items)}

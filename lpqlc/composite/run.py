@@ -61,6 +61,7 @@ __all__ = [
     "item_stamp",
     "tile_batch",
     "tile_graph",
+    "tile_unit",
     "layer_names",
 ]
 
@@ -117,6 +118,29 @@ def tile_graph(ts: TileSources, rule: SourceRule, cfg: PipelineConfig, names: li
     comp = build_composite(list(ts.items), rule, cfg.science.composite, ts.gbox, cfg.grid.chunk_size,
                            env=gdal_env(cfg.storage.endpoint_url))  # fmt: skip
     return da.stack([comp[n].data.astype(np.float32) for n in names]), int(comp.attrs["n_slices"])
+
+
+def tile_unit(
+    ts: TileSources, rule: SourceRule, cfg: PipelineConfig, quarter: Quarter, prefix: str, names: list[str],
+    portable: dict[str, str], docs: tuple[Any, Any] | None = None,
+) -> tuple[Unit, int]:
+    """A tile's composite unit, and its time slices: all the client does per tile (metadata only).
+
+    ``portable``: the quarter's items as :func:`lpqlc.composite.tile_task.portable_items` made them;
+    ``docs``: the composite and grid settings as JSON (made once per quarter; else here). The task is
+    named by the unit key, so dask need not hash the items' JSON to name it.
+    """
+    ccfg_doc, grid_doc = docs or (cfg.science.composite.model_dump(mode="json"),
+                                  cfg.grid.model_dump(mode="json"))  # fmt: skip
+    n_slices = len(plan_slices(list(ts.items), rule, cfg.science.composite, ts.gbox)[0])
+    folder = f"{prefix}/{tile_id(ts.index)}"
+    sources = {it.id: item_stamp(it) for it in ts.items}
+    bounds = list(ts.gbox.boundingbox)
+    key = unit_key("composite", __version__, str(quarter), sources, ccfg_doc, grid_doc, bounds)
+    carried = tuple(portable[it.id] for it in ts.items)
+    task = dask.delayed(_composite_tile)(carried, rule, cfg, ts.gbox, names, folder,
+                                         dask_key_name=f"composite-{key}")  # fmt: skip
+    return Unit(task, folder, key), n_slices
 
 
 def layer_names(cfg: PipelineConfig) -> list[str]:
@@ -241,7 +265,7 @@ def run_composite(
                     "nodata (count 0)", quarter, result.report.collection, aoi_text(cfg))  # fmt: skip
     index = ItemIndex(result.items, grid.crs)
     portable = portable_items(result.items)  # once per quarter: what each tile task carries of its items
-    ccfg_doc, grid_doc = ccfg.model_dump(mode="json"), cfg.grid.model_dump(mode="json")
+    docs = ccfg.model_dump(mode="json"), cfg.grid.model_dump(mode="json")
     unreadable: dict[str, str] = {}
     outs: list[_TileOut] = []
     tile_items: dict[str, int] = {}
@@ -257,19 +281,11 @@ def run_composite(
         while True:
             units, used = [], {}
             for ts in tile_sources(index, chunk, exclude=set(unreadable)):
-                n_slices = len(plan_slices(list(ts.items), result.rule, ccfg, ts.gbox)[0])
-                tid = tile_id(ts.index)
-                folder = f"{prefix}/{tid}"
-                sources = {it.id: item_stamp(it) for it in ts.items}
+                unit, n_slices = tile_unit(ts, result.rule, cfg, quarter, prefix, names, portable, docs)
                 used.update({it.id: it for it in ts.items})
+                tid = tile_id(ts.index)
                 tile_items[tid], tile_slices[tid] = len(ts.items), n_slices
-                key = unit_key("composite", __version__, str(quarter), sources, ccfg_doc, grid_doc,
-                               list(ts.gbox.boundingbox))  # fmt: skip
-                # named by the unit key: dask need not hash the items' JSON to name the task
-                carried = tuple(portable[it.id] for it in ts.items)
-                task = dask.delayed(_composite_tile)(carried, result.rule, cfg, ts.gbox, names, folder,
-                                                     dask_key_name=f"composite-{key}")  # fmt: skip
-                units.append(Unit(task, folder, key))
+                units.append(unit)
             try:
                 outs += run_units(units, client, "composite", endpoint=endpoint, progress=tick,
                                   encode=_TileOut.to_json, decode=_TileOut.from_json)  # fmt: skip

@@ -4,7 +4,7 @@ Building a 10 m tile's odc-stac graph on the client costs ~1–4 s (odc-stac mak
 asset × chunk, ~10,000 for a 4096² tile of ~75 items, and projects every item's footprint to choose
 them): hours of client time per plateau quarter before a pixel is read. So the client submits one
 small task per tile instead, holding the tile's GeoBox and its items as compact JSON (made once per
-quarter by :func:`portable_items`), and the worker builds the tile's graph
+quarter by :func:`portable_items`, as tiles first need them), and the worker builds the tile's graph
 (:func:`lpqlc.composite.build.build_composite`) and computes it on its own synchronous scheduler
 (:func:`tile_block`): memory is bounded by the tile, the client's per-tile cost is the spatial-index
 query, the unit key and one submit. odc-stats submits its per-tile work the same way; neither odc-stac
@@ -25,21 +25,32 @@ from odc.geo.geobox import GeoBox
 from lpqlc.config.science import CompositeConfig
 from lpqlc.sources.rules import SourceRule
 
-__all__ = ["portable_items", "tile_items", "tile_block"]
+__all__ = ["PortableItems", "portable_items", "tile_items", "tile_block"]
 
 
-def portable_items(items: Iterable[pystac.Item]) -> dict[str, str]:
+class PortableItems(dict[str, str]):
     """Item id → the item as JSON with absolute asset hrefs and no links (a static catalog's relative
-    hrefs would not resolve on a worker, and links would drag the catalog along). Made once per quarter;
-    a tile task receives the strings of its items only (a few kB each)."""
-    out = {}
-    for it in items:
+    hrefs would not resolve on a worker, and links would drag the catalog along). Each is made when a
+    tile first asks for it (``__missing__``) and kept for the quarter's other tiles: items that feed no
+    tile cost nothing. A tile task receives the strings of its items only (a few kB each)."""
+
+    def __init__(self, items: Iterable[pystac.Item]):
+        super().__init__()
+        self._items = {it.id: it for it in items}
+
+    def __missing__(self, item_id: str) -> str:
+        it = self._items[item_id]
         doc = it.to_dict(include_self_link=False, transform_hrefs=False)
         doc["links"] = []
         for key, asset in it.assets.items():
             doc["assets"][key]["href"] = asset.get_absolute_href() or asset.href
-        out[it.id] = json.dumps(doc, separators=(",", ":"))
-    return out
+        self[item_id] = text = json.dumps(doc, separators=(",", ":"))
+        return text
+
+
+def portable_items(items: Iterable[pystac.Item]) -> PortableItems:
+    """The quarter's items for the tile tasks (:class:`PortableItems`, made lazily, once per quarter)."""
+    return PortableItems(items)
 
 
 def tile_items(sources: Iterable[str]) -> list[pystac.Item]:
