@@ -160,9 +160,11 @@ def meta(n_tiles: int, seed: int = 0) -> dict[str, Any]:
         del items, index, portable
     s = out["scales"]
     out["ours_x16_over_x1"] = s[16]["ours_total_ms_per_tile"] / s[1]["ours_total_ms_per_tile"]
+    out["per_tile_x16_over_x1"] = s[16]["ours_ms_per_tile"] / s[1]["ours_ms_per_tile"]
     out["client_graph_over_ours_x1"] = s[1]["client_graph_ms_per_tile"] / s[1]["ours_total_ms_per_tile"]
     out["baseline_over_ours_x1"] = s[1]["baseline_ms_per_tile"] / s[1]["ours_total_ms_per_tile"]
-    print(f"ours (per tile + once-per-quarter share) ×16/×1: {out['ours_x16_over_x1']:.2f} (target 0.8–1.2); "
+    print(f"ours ×16/×1: per tile {out['per_tile_x16_over_x1']:.2f}, with the once-per-quarter share "
+          f"{out['ours_x16_over_x1']:.2f} (target 0.8–1.2); "
           f"at ×1 {s[1]['ours_total_ms_per_tile']:.1f} ms/tile (target < 50); tile graph on the client / ours: "
           f"{out['client_graph_over_ours_x1']:.0f}×; all items per tile / ours: {out['baseline_over_ours_x1']:.0f}×",
           flush=True)  # fmt: skip

@@ -71,7 +71,7 @@ class QuarterPlan:
             f"{self.tiles} tiles",
             f"  items per tile min/median/max {ipt[0]}/{ipt[1]:g}/{ipt[2]}, "
             f"time slices per tile {spt[0]}/{spt[1]:g}/{spt[2]}",
-            f"  tasks: {tasks} (a composite unit is one task per tile; its graph is built and run on the worker)",
+            f"  tasks: {tasks} (a composite unit: one task per tile, its graph built and run on the worker)",
             f"  input {self.input_bytes / 1e9:.3f} GB, output {self.output_bytes / 1e9:.3f} GB (uncompressed)",
             f"  client: search {self.search_seconds:.2f} s, plan {self.plan_seconds:.2f} s "
             f"({1000 * self.plan_seconds / max(self.tiles, 1):.1f} ms per tile)",

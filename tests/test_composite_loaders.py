@@ -37,7 +37,8 @@ def _both(archive: SampleArchive, quarter: Quarter, resampling: str, chunk: int 
 
 
 @pytest.mark.parametrize("quarter,landsat", [(S2_Q, False), (L_Q, True)])
-def test_loaders_are_identical_with_nearest(small_archive: SampleArchive, quarter: Quarter, landsat: bool) -> None:
+def test_loaders_are_identical_with_nearest(small_archive: SampleArchive, quarter: Quarter,
+                                            landsat: bool) -> None:  # fmt: skip
     """Bit-identical when odc-stac's chunks warp the same output row spans as stackstac's WarpedVRT blocks
     (min(width, 512) px wide): GDAL's approximate transformer interpolates along each warped row span, so
     equal spans give equal source positions. The AOI is 201 px wide: one 256 px chunk spans it."""
@@ -51,7 +52,7 @@ def test_loaders_are_identical_with_nearest(small_archive: SampleArchive, quarte
 
 def test_loaders_differ_only_at_source_pixel_edges_with_other_chunks(small_archive: SampleArchive) -> None:
     """With 64 px chunks the row spans differ: the loaders disagree only where a pixel centre falls within
-    GDAL's interpolation error (≪ 0.125 px, measured ~1e-3 px) of a source pixel edge: 0.04 % of the pixels."""
+    GDAL's interpolation error (≪ 0.125 px, measured ~1e-3 px) of a source pixel edge: 0.04 % of pixels."""
     odc, sst = _both(small_archive, S2_Q, "nearest", chunk=64)
     for name in odc.data_vars:
         a, b = odc[name].values, sst[name].values
@@ -93,3 +94,13 @@ def test_stackstac_refuses_a_custom_grid_crs_clearly(small_archive: SampleArchiv
     gbox = OutputGrid(load_aoi(cfg), GridConfig(crs=CHINA_ALBERS, tile_size=128, chunk_size=64)).geobox(S2_Q)
     with pytest.raises(ConfigError, match="EPSG"):
         build_composite(res.items, res.rule, cfg.science.composite, gbox, 64)
+
+
+def test_default_loader_falls_back_to_odc_stac_on_a_custom_grid_crs(small_archive: SampleArchive) -> None:
+    """The default loader is stackstac; left unset, a custom (non-EPSG) grid CRS is loaded with odc-stac."""
+    cfg = small_config(small_archive.catalog)
+    assert cfg.science.composite.loader == "stackstac"
+    res = search_quarter(cfg, S2_Q)
+    gbox = OutputGrid(load_aoi(cfg), GridConfig(crs=CHINA_ALBERS, tile_size=128, chunk_size=64)).geobox(S2_Q)
+    comp = build_composite(res.items, res.rule, cfg.science.composite, gbox, 64)
+    assert "RasterSource" in " ".join(repr(v) for v in dict(comp.red.data.__dask_graph__()).values())

@@ -32,8 +32,8 @@ def test_plan_matches_the_run_that_follows(small_archive: SampleArchive, tmp_pat
     }  # fmt: skip
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump(doc))
-    res = CliRunner().invoke(app, ["plan", "--config", str(config), "--quarters", f"{SMALL.start}:{S2_Q}", "--json",
-                                       "--graphs"])  # fmt: skip
+    args = ["plan", "--config", str(config), "--quarters", f"{SMALL.start}:{S2_Q}", "--json", "--graphs"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     plans = {p["quarter"]: p for p in json.loads(res.stdout)}
     assert list(plans) == [str(SMALL.start), str(S2_Q)]
@@ -61,7 +61,7 @@ def test_plan_matches_the_run_that_follows(small_archive: SampleArchive, tmp_pat
     assert 0 < plan["input_bytes"] <= whole
     text = CliRunner().invoke(app, ["plan", "--config", str(config), "--quarters", str(S2_Q)])
     assert text.exit_code == 0 and "items per tile" in text.stdout and "ms per tile" in text.stdout
-    assert "in workers" not in text.stdout and "graph is built and run on the worker" in text.stdout
+    assert "in workers" not in text.stdout and "graph built and run on the worker" in text.stdout
 
 
 def rasterio_pixels(path: Path) -> int:
