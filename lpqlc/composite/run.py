@@ -256,7 +256,7 @@ def run_composite(
     result = search_quarter(cfg, quarter)
     grid = OutputGrid.from_config(cfg)
     tiles = list(grid.iter_tiles(quarter))
-    # Captured by odc-stac into every load task: the GDAL environment travels with the tasks.
+    # For graphs built here (tile_graph on the local scheduler); each tile task configures its own worker.
     odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
     names = layer_names(cfg)
 
