@@ -6,7 +6,12 @@ count, NDVI) of the same load, every output chunk computed. Both run on one Loca
 is the best of ``--repeat`` runs after a warm-up. Peak worker memory comes from distributed's
 MemorySampler (process memory per worker), for two AOI sizes: it must not grow with the area.
 
-    python benchmarks/composite.py [--size 384] [--quarter 2022Q3] [--workers 2] [--repeat 3]
+Loaders: the same quarter composited tile by tile as ``run_composite`` does it (one task per tile that
+builds and computes the tile's graph on its worker, :func:`lpqlc.composite.tile_task.tile_block`) with
+``science.composite.loader`` odc-stac and stackstac, alternately, best of ``--repeat``: the ratio
+stackstac / odc-stac, measured side by side in one run.
+
+    python benchmarks/composite.py [--size 384] [--quarter 2022Q3] [--workers 2] [--repeat 3] [--only-loaders]
 """
 
 from __future__ import annotations
@@ -59,6 +64,51 @@ def _best(fn: Any, repeat: int) -> float:
     return min(times)
 
 
+def loaders(archive: Any, size: int, quarter: Any, client: Any, chunk: int, repeat: int) -> dict[str, float]:
+    """Seconds (best of ``repeat``, alternating) per loader for the whole AOI's tile tasks on ``client``."""
+    from lpqlc.composite.run import layer_names
+    from lpqlc.composite.tile_task import portable_items, tile_block
+    from lpqlc.composite.tiles import ItemIndex, tile_sources
+    from lpqlc.config import config_from_dict
+    from lpqlc.grid import OutputGrid
+    from lpqlc.sources.search import search_quarter
+
+    cfgs = {}
+    for loader in ("odc-stac", "stackstac"):
+        cfgs[loader] = config_from_dict({
+            "aoi": {"bbox": list(_bbox(size, 1.0))},
+            "sources": {"catalog": archive.catalog, "max_cloud_cover": 100}, "storage": {"url": "/tmp/unused"},
+            "grid": {"tile_size": 2 * chunk, "chunk_size": chunk},
+            "science": {"composite": {"loader": loader}},
+        })  # fmt: skip
+    cfg = cfgs["odc-stac"]
+    res = search_quarter(cfg, quarter)
+    grid = OutputGrid.from_config(cfg)
+    tiles = list(grid.iter_tiles(quarter))
+    portable = portable_items(res.items)
+    index = ItemIndex(res.items, grid.crs)
+    jobs = [(tuple(portable[it.id] for it in ts.items), ts.gbox) for ts in tile_sources(index, tiles)]
+    names = layer_names(cfg)
+
+    def run(loader: str) -> None:
+        ccfg = cfgs[loader].science.composite
+        futs = [client.submit(tile_block, src, res.rule, ccfg, g, chunk, names, {}, pure=False) for src, g in jobs]
+        client.gather(futs)
+
+    best = {k: float("inf") for k in cfgs}
+    for k in cfgs:
+        run(k)  # warm-up
+    for _ in range(repeat):
+        for k in cfgs:
+            t = time.perf_counter()
+            run(k)
+            best[k] = min(best[k], time.perf_counter() - t)
+    print(f"loaders, {len(tiles)} tiles of {2 * chunk} px as tile tasks ({len(res.items)} items): odc-stac "
+          f"{best['odc-stac']:.2f} s, stackstac {best['stackstac']:.2f} s; stackstac / odc-stac "
+          f"{best['stackstac'] / best['odc-stac']:.2f}", flush=True)  # fmt: skip
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=384, help="sample world size, 10 m pixels (multiple of 6)")
@@ -66,6 +116,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only-loaders", action="store_true", help="only the odc-stac / stackstac comparison")
     args = ap.parse_args()
 
     import odc.stac
@@ -84,6 +135,11 @@ def main() -> None:
 
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
                       memory_limit="3GiB") as cluster, Client(cluster) as client:  # fmt: skip
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared: absolute "
+              "times are disturbed, ratios are side by side)", flush=True)  # fmt: skip
+        loaders(archive, args.size, quarter, client, args.chunk, args.repeat)
+        if args.only_loaders:
+            return
         rows = []
         for fraction in (0.5, 1.0):
             cfg, res, gbox = _items_and_grid(archive, quarter, _bbox(args.size, fraction), args.chunk)

@@ -1,9 +1,11 @@
 """The work of a run, without reading a pixel: ``lpqlc plan`` (and the plan ``lpqlc run`` logs first).
 
 Per quarter: the sensor and collection, the output tiles, items per tile and time slices per tile
-(min/median/max, from the per-tile sources of :mod:`lpqlc.composite.tiles`), tasks per stage (the
-composite's Dask tasks, counted from the tile graphs the run would build; one unit per tile for the
-FVC, classify and erosion stages), input bytes (each asset's ``file:size`` where the item gives it,
+(min/median/max, from the per-tile sources of :mod:`lpqlc.composite.tiles`), tasks per stage (one
+unit per tile for the composite, FVC, classify and erosion stages: the Dask tasks the client submits;
+a composite unit builds and runs its tile's odc-stac/stackstac graph inside the worker, see
+:mod:`lpqlc.composite.tile_task`; ``--graphs`` also counts those inner tasks by building each tile's
+graph as its worker will, which is slow), input bytes (each asset's ``file:size`` where the item gives it,
 else its ``proj:shape`` × dtype, weighted by the share of the item's footprint inside each tile),
 output bytes (uncompressed composite layers) and the seconds the client took to search and plan.
 """
@@ -69,7 +71,7 @@ class QuarterPlan:
             f"{self.tiles} tiles",
             f"  items per tile min/median/max {ipt[0]}/{ipt[1]:g}/{ipt[2]}, "
             f"time slices per tile {spt[0]}/{spt[1]:g}/{spt[2]}",
-            f"  tasks: {tasks}",
+            f"  tasks: {tasks} (a composite unit: one task per tile, its graph built and run on the worker)",
             f"  input {self.input_bytes / 1e9:.3f} GB, output {self.output_bytes / 1e9:.3f} GB (uncompressed)",
             f"  client: search {self.search_seconds:.2f} s, plan {self.plan_seconds:.2f} s "
             f"({1000 * self.plan_seconds / max(self.tiles, 1):.1f} ms per tile)",
@@ -101,10 +103,12 @@ def _item_bytes(item: pystac.Item, rule: SourceRule) -> int:
     )
 
 
-def plan_quarter(cfg: PipelineConfig, quarter: Quarter, *, graphs: bool = True) -> QuarterPlan:
-    """The plan of ``quarter`` (see the module doc). ``graphs=False`` skips building the tile graphs (no
-    task count, much faster: what ``lpqlc run`` logs); with ``graphs=True`` the client builds every
-    tile's composite graph exactly as the run does, and ``plan_seconds`` is that cost."""
+def plan_quarter(cfg: PipelineConfig, quarter: Quarter, *, graphs: bool = False) -> QuarterPlan:
+    """The plan of ``quarter`` (see the module doc). ``plan_seconds`` is the client work the run does
+    before submitting but the items' JSON for the tasks (per-tile sources and time slices). ``graphs=True``
+    also builds every tile's composite graph, as each tile's worker task will, to count its tasks
+    (``composite graph tasks (in workers)``); ``plan_seconds`` then includes that cost, which the
+    run's client does not pay."""
     from lpqlc.composite.build import plan_slices
     from lpqlc.composite.run import layer_names, tile_graph
     from lpqlc.composite.tiles import ItemIndex, tile_sources
@@ -136,7 +140,7 @@ def plan_quarter(cfg: PipelineConfig, quarter: Quarter, *, graphs: bool = True) 
     tasks = {"composite units": len(tiles), "fvc units": len(tiles), "classify units": len(tiles),
              "erosion units": len(tiles)}  # fmt: skip
     if graphs:
-        tasks = {"composite graph tasks": graph_tasks, **tasks}
+        tasks["composite graph tasks (in workers)"] = graph_tasks
     return QuarterPlan(
         quarter=str(quarter), sensor=result.rule.sensor, collection=result.report.collection,
         resolution_m=float(cfg.grid.resolution_for(quarter)), items=len(result.items), tiles=len(tiles),
@@ -145,7 +149,7 @@ def plan_quarter(cfg: PipelineConfig, quarter: Quarter, *, graphs: bool = True) 
     )  # fmt: skip
 
 
-def plan_quarters(cfg: PipelineConfig, quarters: list[Quarter], *, graphs: bool = True) -> list[QuarterPlan]:
+def plan_quarters(cfg: PipelineConfig, quarters: list[Quarter], *, graphs: bool = False) -> list[QuarterPlan]:
     """:func:`plan_quarter` of each quarter, in order."""
     return [plan_quarter(cfg, q, graphs=graphs) for q in quarters]
 
@@ -167,9 +171,13 @@ def plan_command(
     config: Annotated[Path, typer.Option(help="Pipeline YAML.")],
     quarters: Annotated[str | None, typer.Option(help="Quarters (default: the configured period), e.g. 2021Q3:2022Q4.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    graphs: Annotated[bool, typer.Option(
+        "--graphs", help="Also count the tasks of each tile's composite graph (built inside its worker task "
+        "during a run; here on the client, slowly).")] = False,
 ) -> None:
     """The work of a run without reading pixels: per quarter, tiles, items and time slices per tile,
-    tasks per stage, input and output bytes, and the client's planning time."""
+    tasks per stage (a composite unit is one Dask task per tile that builds and runs the tile's graph on
+    its worker), input and output bytes, and the client's planning time."""
     from rich.console import Console
 
     from lpqlc.config import load_config
@@ -181,7 +189,7 @@ def plan_command(
         qs = parse_quarters(quarters) if quarters else cfg.quarters
     except ValueError as exc:
         raise LpqlcError(f"--quarters: {exc}") from None
-    plans = plan_quarters(cfg, qs)
+    plans = plan_quarters(cfg, qs, graphs=graphs)
     out = Console()
     if as_json:
         typer.echo(json.dumps([p.to_dict() for p in plans], indent=2))

@@ -32,7 +32,8 @@ def test_plan_matches_the_run_that_follows(small_archive: SampleArchive, tmp_pat
     }  # fmt: skip
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump(doc))
-    res = CliRunner().invoke(app, ["plan", "--config", str(config), "--quarters", f"{SMALL.start}:{S2_Q}", "--json"])
+    args = ["plan", "--config", str(config), "--quarters", f"{SMALL.start}:{S2_Q}", "--json", "--graphs"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     plans = {p["quarter"]: p for p in json.loads(res.stdout)}
     assert list(plans) == [str(SMALL.start), str(S2_Q)]
@@ -45,7 +46,9 @@ def test_plan_matches_the_run_that_follows(small_archive: SampleArchive, tmp_pat
     slices = list(summary["tile_slices"].values())
     assert plan["items_per_tile"] == [min(per_tile), statistics.median(per_tile), max(per_tile)]
     assert plan["slices_per_tile"][0] == min(slices) and plan["slices_per_tile"][2] == max(slices)
-    assert plan["tasks"]["composite units"] == len(run.tiles) and plan["tasks"]["composite graph tasks"] > len(run.tiles)
+    # one unit (Dask task) per tile on the client; --graphs counts the tasks each unit runs inside its worker
+    assert plan["tasks"]["composite units"] == len(run.tiles)
+    assert plan["tasks"]["composite graph tasks (in workers)"] > len(run.tiles)
     # output bytes: the uncompressed layers of every tile the run wrote
     pixels = sum(rasterio_pixels(Path(run.prefix) / t / "red.tif") for t in run.tiles)
     assert plan["output_bytes"] == pixels * (4 * 7 + 2)
@@ -58,6 +61,7 @@ def test_plan_matches_the_run_that_follows(small_archive: SampleArchive, tmp_pat
     assert 0 < plan["input_bytes"] <= whole
     text = CliRunner().invoke(app, ["plan", "--config", str(config), "--quarters", str(S2_Q)])
     assert text.exit_code == 0 and "items per tile" in text.stdout and "ms per tile" in text.stdout
+    assert "in workers" not in text.stdout and "graph built and run on the worker" in text.stdout
 
 
 def rasterio_pixels(path: Path) -> int:

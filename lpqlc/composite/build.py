@@ -100,7 +100,8 @@ def load_stack(
     env: dict[str, Any] | None = None,
 ) -> tuple[xr.Dataset, list[TimeSlice]]:
     """Lazy integer stacks of the rule's assets on ``geobox``, one time slice per solar day, by the
-    loader ``cfg.loader`` names (odc-stac, or stackstac: :mod:`lpqlc.composite.stackstac_loader`).
+    loader ``cfg.loader`` names (stackstac: :mod:`lpqlc.composite.stackstac_loader`, or odc-stac; an
+    unset loader on a grid without an EPSG code uses odc-stac, which stackstac cannot serve).
 
     Reflectance uses ``cfg.resampling``, the quality layer nearest. Chunks are ``chunk_size`` square.
     ``env``: GDAL options for the stackstac reads (odc-stac takes them from ``odc.stac.configure_rio``).
@@ -108,7 +109,10 @@ def load_stack(
     import odc.stac
 
     slices, keys = plan_slices(items, rule, cfg, geobox)
-    if cfg.loader == "stackstac":
+    loader = cfg.loader
+    if loader == "stackstac" and geobox.crs.epsg is None and "loader" not in cfg.model_fields_set:
+        loader = "odc-stac"  # the default loader needs an EPSG grid: a custom grid CRS falls back to odc-stac
+    if loader == "stackstac":
         from lpqlc.composite.stackstac_loader import stackstac_slices
 
         return stackstac_slices(items, rule, cfg, geobox, chunk_size, keys, env), slices

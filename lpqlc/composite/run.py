@@ -7,12 +7,13 @@ Layout under the output URL (local path or ``s3://``)::
     <YYYYQn>/composite.json                                           search report, endmembers, tiles
     <YYYYQn>/quicklook.png                                            RGB and FVC preview
 
-One compute point per tile (odc-stats' habit): a tile's graph (load → median → write) runs as one
-Dask future and returns only small results (the NDVI histogram and band sums), so memory per worker is
-bounded by the tile, whatever the AOI. A tile's graph holds only the items whose footprint intersects
-it (:mod:`lpqlc.composite.tiles`), so its time slices and unit key depend on those items alone, and
-tile graphs are built and submitted in batches (:func:`tile_batch`), so client memory does not grow
-with the number of tiles. FVC needs the area's NDVI percentiles (a global reduction), so
+One compute point per tile (odc-stats' habit): a tile is one Dask task that builds its graph (load →
+median) on the worker, computes it there and writes the COGs (:mod:`lpqlc.composite.tile_task`), and
+returns only small results (the NDVI histogram and band sums), so memory per worker is bounded by the
+tile, whatever the AOI, and the client's cost per tile is an index query, a key and a submit. A
+tile's graph holds only the items whose footprint intersects it (:mod:`lpqlc.composite.tiles`), so
+its time slices and unit key depend on those items alone, and tile tasks are submitted in batches
+(:func:`tile_batch`), so client memory does not grow with the number of tiles. FVC needs the area's NDVI percentiles (a global reduction), so
 it is a second pass that reads back each tile's NDVI.
 """
 
@@ -31,8 +32,9 @@ from odc.geo.geobox import GeoBox
 
 from lpqlc import __version__
 from lpqlc.cluster import compute_bounded
-from lpqlc.composite.build import COUNT, NDVI, build_composite
+from lpqlc.composite.build import COUNT, NDVI, build_composite, plan_slices
 from lpqlc.composite.normalise import BandSums, NormStats
+from lpqlc.composite.tile_task import portable_items, tile_block
 from lpqlc.composite.tiles import ItemIndex, TileSources, batched, tile_sources
 from lpqlc.composite.vegetation import ndvi_endmembers, ndvi_histogram
 from lpqlc.config import PipelineConfig
@@ -59,6 +61,7 @@ __all__ = [
     "item_stamp",
     "tile_batch",
     "tile_graph",
+    "tile_unit",
     "layer_names",
 ]
 
@@ -110,10 +113,34 @@ def tile_batch(client: Any = None) -> int:
 
 
 def tile_graph(ts: TileSources, rule: SourceRule, cfg: PipelineConfig, names: list[str]) -> tuple[da.Array, int]:
-    """One tile's lazy composite as a (layer, y, x) float32 Dask array over ``names``, and its time slices."""
+    """One tile's lazy composite as a (layer, y, x) float32 Dask array over ``names``, and its time slices:
+    the graph a tile task builds on its worker (:func:`lpqlc.composite.tile_task.tile_block`)."""
     comp = build_composite(list(ts.items), rule, cfg.science.composite, ts.gbox, cfg.grid.chunk_size,
                            env=gdal_env(cfg.storage.endpoint_url))  # fmt: skip
     return da.stack([comp[n].data.astype(np.float32) for n in names]), int(comp.attrs["n_slices"])
+
+
+def tile_unit(
+    ts: TileSources, rule: SourceRule, cfg: PipelineConfig, quarter: Quarter, prefix: str, names: list[str],
+    portable: dict[str, str], docs: tuple[Any, Any] | None = None,
+) -> tuple[Unit, int]:
+    """A tile's composite unit, and its time slices: all the client does per tile (metadata only).
+
+    ``portable``: the quarter's items as :func:`lpqlc.composite.tile_task.portable_items` made them;
+    ``docs``: the composite and grid settings as JSON (made once per quarter; else here). The task is
+    named by the unit key, so dask need not hash the items' JSON to name it.
+    """
+    ccfg_doc, grid_doc = docs or (cfg.science.composite.model_dump(mode="json"),
+                                  cfg.grid.model_dump(mode="json"))  # fmt: skip
+    n_slices = len(plan_slices(list(ts.items), rule, cfg.science.composite, ts.gbox)[0])
+    folder = f"{prefix}/{tile_id(ts.index)}"
+    sources = {it.id: item_stamp(it) for it in ts.items}
+    bounds = list(ts.gbox.boundingbox)
+    key = unit_key("composite", __version__, str(quarter), sources, ccfg_doc, grid_doc, bounds)
+    carried = tuple(portable[it.id] for it in ts.items)
+    task = dask.delayed(_composite_tile)(carried, rule, cfg, ts.gbox, names, folder,
+                                         dask_key_name=f"composite-{key}")  # fmt: skip
+    return Unit(task, folder, key), n_slices
 
 
 def layer_names(cfg: PipelineConfig) -> list[str]:
@@ -162,7 +189,8 @@ class _TileOut:
 
 
 def _write_tile(
-    block: np.ndarray, names: list[str], gbox: GeoBox, prefix: str, endpoint: str | None, bins: int
+    block: np.ndarray, names: list[str], gbox: GeoBox, prefix: str, endpoint: str | None, bins: int,
+    blocksize: int = 512,
 ) -> _TileOut:
     """Write one tile's layers as COGs (runs on a worker); return its NDVI histogram and band sums."""
     crs = gbox.crs.to_wkt()
@@ -171,11 +199,21 @@ def _write_tile(
             data, nodata, resampling = block[i].astype(np.uint16), None, "nearest"
         else:
             data, nodata, resampling = block[i].astype(np.float32), float("nan"), "average"
-        blob = cog_bytes(data, gbox.transform, crs, nodata=nodata, overview_resampling=resampling)  # type: ignore[arg-type]
+        blob = cog_bytes(data, gbox.transform, crs, nodata=nodata, overview_resampling=resampling,  # type: ignore[arg-type]
+                         blocksize=blocksize)
         write_bytes(f"{prefix}/{name}.tif", blob, endpoint)
     bands = [n for n in names if n not in (COUNT, NDVI)]
     hist = ndvi_histogram(block[names.index(NDVI)], bins)
     return _TileOut(hist=np.asarray(hist), sums=BandSums.of({b: block[names.index(b)] for b in bands}))
+
+
+def _composite_tile(sources: tuple[str, ...], rule: SourceRule, cfg: PipelineConfig, gbox: GeoBox,
+                    names: list[str], prefix: str) -> _TileOut:  # fmt: skip
+    """A tile's whole unit on a worker: build and compute its composite, write its COGs."""
+    endpoint = cfg.storage.endpoint_url
+    ccfg = cfg.science.composite
+    block = tile_block(sources, rule, ccfg, gbox, cfg.grid.chunk_size, names, gdal_env(endpoint))
+    return _write_tile(block, names, gbox, prefix, endpoint, ccfg.ndvi_histogram_bins, cfg.grid.cog_blocksize)
 
 
 def _read_cog(url: str, endpoint: str | None) -> np.ndarray:
@@ -185,12 +223,13 @@ def _read_cog(url: str, endpoint: str | None) -> np.ndarray:
         return np.asarray(src.read(1))
 
 
-def _write_fvc(prefix: str, gbox: GeoBox, endpoint: str | None, soil: float, veg: float) -> None:
+def _write_fvc(prefix: str, gbox: GeoBox, endpoint: str | None, soil: float, veg: float,
+               blocksize: int = 512) -> None:  # fmt: skip
     """FVC of one tile from its NDVI COG (runs on a worker)."""
     ndvi = _read_cog(f"{prefix}/{NDVI}.tif", endpoint)
     with np.errstate(invalid="ignore"):
         fvc = np.clip((ndvi - soil) / (veg - soil), 0.0, 1.0).astype(np.float32)
-    blob = cog_bytes(fvc, gbox.transform, gbox.crs.to_wkt(), nodata=float("nan"))
+    blob = cog_bytes(fvc, gbox.transform, gbox.crs.to_wkt(), nodata=float("nan"), blocksize=blocksize)
     write_bytes(f"{prefix}/{FVC}.tif", blob, endpoint)
 
 
@@ -217,7 +256,7 @@ def run_composite(
     result = search_quarter(cfg, quarter)
     grid = OutputGrid.from_config(cfg)
     tiles = list(grid.iter_tiles(quarter))
-    # Captured by odc-stac into every load task: the GDAL environment travels with the tasks.
+    # For graphs built here (tile_graph on the local scheduler); each tile task configures its own worker.
     odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
     names = layer_names(cfg)
 
@@ -225,6 +264,8 @@ def run_composite(
         log.warning("%s: the search of %s over the AOI %s found no usable item: every tile is written as "
                     "nodata (count 0)", quarter, result.report.collection, aoi_text(cfg))  # fmt: skip
     index = ItemIndex(result.items, grid.crs)
+    portable = portable_items(result.items)  # once per quarter: what each tile task carries of its items
+    docs = ccfg.model_dump(mode="json"), cfg.grid.model_dump(mode="json")
     unreadable: dict[str, str] = {}
     outs: list[_TileOut] = []
     tile_items: dict[str, int] = {}
@@ -240,17 +281,11 @@ def run_composite(
         while True:
             units, used = [], {}
             for ts in tile_sources(index, chunk, exclude=set(unreadable)):
-                block, n_slices = tile_graph(ts, result.rule, cfg, names)
-                tid = tile_id(ts.index)
-                folder = f"{prefix}/{tid}"
-                sources = {it.id: item_stamp(it) for it in ts.items}
+                unit, n_slices = tile_unit(ts, result.rule, cfg, quarter, prefix, names, portable, docs)
                 used.update({it.id: it for it in ts.items})
+                tid = tile_id(ts.index)
                 tile_items[tid], tile_slices[tid] = len(ts.items), n_slices
-                key = unit_key("composite", __version__, str(quarter), sources, ccfg.model_dump(mode="json"),
-                               cfg.grid.model_dump(mode="json"), list(ts.gbox.boundingbox))  # fmt: skip
-                task = dask.delayed(_write_tile, pure=True)(block, names, ts.gbox, folder, endpoint,
-                                                            ccfg.ndvi_histogram_bins)  # fmt: skip
-                units.append(Unit(task, folder, key))
+                units.append(unit)
             try:
                 outs += run_units(units, client, "composite", endpoint=endpoint, progress=tick,
                                   encode=_TileOut.to_json, decode=_TileOut.from_json)  # fmt: skip
@@ -273,8 +308,10 @@ def run_composite(
     endmembers: tuple[float, float] | None = None
     if valid or cfg.science.fvc.method == "fixed":
         endmembers = ndvi_endmembers(cfg.science.fvc, hist)
+        blocksize = cfg.grid.cog_blocksize
         fvc_tasks = [
-            dask.delayed(_write_fvc)(f"{prefix}/{tile_id(i)}", g, endpoint, *endmembers) for i, g in tiles
+            dask.delayed(_write_fvc)(f"{prefix}/{tile_id(i)}", g, endpoint, *endmembers, blocksize)
+            for i, g in tiles
         ]
         compute_bounded(fvc_tasks, client, "fvc", progress)
         names.append(FVC)

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pystac
 import shapely
-from odc.geo import CRS, geom
+import shapely.geometry
+from odc.geo import CRS
 from odc.geo.geobox import GeoBox
 
 from lpqlc.errors import SourceError
@@ -27,14 +28,14 @@ __all__ = ["ItemIndex", "TileSources", "tile_sources", "batched"]
 log = logging.getLogger(__name__)
 
 
-def _footprint(item: pystac.Item) -> geom.Geometry | None:
-    """The item's footprint in EPSG:4326 (its ``geometry``, else its ``bbox``), or None if it has neither."""
+def _footprint(item: pystac.Item) -> Any:
+    """The item's footprint in EPSG:4326 as a shapely geometry (its ``geometry``, else its ``bbox``), or None."""
     try:
         if item.geometry is not None:
-            return geom.Geometry(item.geometry, crs="EPSG:4326")
+            return shapely.geometry.shape(item.geometry)
         if item.bbox is not None:
-            return geom.box(*item.bbox[:2], *item.bbox[-2:], crs="EPSG:4326")
-    except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
+            return shapely.box(*item.bbox[:2], *item.bbox[-2:])
+    except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.ShapelyError) as exc:
         raise SourceError(f"item {item.id}: unusable footprint ({exc})") from None
     return None
 
@@ -42,13 +43,18 @@ def _footprint(item: pystac.Item) -> geom.Geometry | None:
 class ItemIndex:
     """Item footprints in the grid CRS, in a shapely ``STRtree``.
 
-    Items without geometry or bbox cannot be placed: they go to every tile (and are logged once).
+    Footprints are projected all at once (``shapely.transform`` with one pyproj transformer: vertices
+    as given, no densification, as ``odc.geo``'s ``to_crs`` does by default, ~20× faster than one
+    ``to_crs`` per item). Items without geometry or bbox cannot be placed: they go to every tile (and
+    are logged once).
     """
 
     def __init__(self, items: Iterable[pystac.Item], crs: CRS):
+        from pyproj import Transformer
+
         self.items = list(items)
         self.crs = crs
-        shapes: list[Any] = []
+        lonlat: list[Any] = []
         self._everywhere: list[int] = []
         placed: list[int] = []
         for i, it in enumerate(self.items):
@@ -56,14 +62,21 @@ class ItemIndex:
             if fp is None:
                 self._everywhere.append(i)
                 continue
-            shapes.append(fp.to_crs(crs).geom)
+            lonlat.append(fp)
             placed.append(i)
         if self._everywhere:
             log.warning("%d items have no geometry or bbox: they enter every tile's composite (e.g. %s)",
                         len(self._everywhere), self.items[self._everywhere[0]].id)  # fmt: skip
+        tr = Transformer.from_crs("EPSG:4326", crs.proj, always_xy=True)
+
+        def project(xy: np.ndarray) -> np.ndarray:
+            return np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
+
         self._placed = np.asarray(placed, dtype=np.int64)
-        self.footprints = shapes
-        self._tree = shapely.STRtree(shapes)
+        shapes = np.empty(len(lonlat), dtype=object)
+        shapes[:] = lonlat
+        self.footprints = list(shapely.transform(shapes, project))
+        self._tree = shapely.STRtree(self.footprints)
 
     def query(self, gbox: GeoBox) -> list[int]:
         """Positions (in ``items`` order) of the items whose footprint intersects ``gbox``."""

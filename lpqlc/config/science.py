@@ -87,8 +87,10 @@ class CompositeConfig(Frozen):
     resampling: Literal["nearest", "bilinear", "cubic", "average"] = "bilinear"
     #: Bins of the NDVI histogram over [-1, 1] that gives the FVC percentiles (resolution 2/bins).
     ndvi_histogram_bins: int = Field(4000, ge=10)
-    #: Library that loads the source assets onto the grid: odc-stac, or stackstac (needs an EPSG grid CRS).
-    loader: Literal["odc-stac", "stackstac"] = "odc-stac"
+    #: Library that loads the source assets onto the grid: stackstac (the faster, measured in
+    #: docs/performance.md; needs an EPSG grid CRS: left unset, a custom grid CRS falls back to
+    #: odc-stac) or odc-stac.
+    loader: Literal["odc-stac", "stackstac"] = "stackstac"
 
     @model_validator(mode="after")
     def _check(self) -> CompositeConfig:
