@@ -177,8 +177,14 @@ def refine_quarters(cfg: PipelineConfig, out: str, write: Sequence[Quarter], con
     units = []
     for res, idx in eras.items():
         gbox = grid.geobox(res)
+        half = window // 2
+        # the quarters some written quarter's window sees: only their raw tiles are opened (on the client,
+        # for their metadata) and read; the others of the context are never opened
+        needed = {qs[j] for i in idx for j in range(max(0, i - half), min(len(qs), i + half + 1))}
 
         def layer(q: Quarter, res: float = res, gbox: Any = gbox) -> da.Array:
+            if q not in needed:  # outside every written quarter's window: a placeholder, never computed into
+                return da.zeros(tuple(gbox.shape), np.uint8, chunks=cfg.grid.chunk_size)  # a written tile
             own = grid.grid.resolution_for(q)
             urls = [f"{prefix}/raw/{q}/{tile_id(i)}/class.tif" for i, _ in grid.iter_tiles(q)]
             if own < res:  # finer era: mosaic on its own grid, then the mode of each nested block
@@ -191,7 +197,6 @@ def refine_quarters(cfg: PipelineConfig, out: str, write: Sequence[Quarter], con
         first, last = idx[0], idx[-1]
         refined = refine_window(raw, first, last, window)  # reads only the context the written quarters need
         tiles = grid.tiles(res)
-        half = window // 2
         raw_keys: dict[tuple[Quarter, str], str] = {}  # each raw marker is read once, not once per window
         for i in idx:
             q = qs[i]
