@@ -37,7 +37,8 @@ from lpqlc.publish.items import Period, item_id
 from lpqlc.quarter import Quarter
 from lpqlc.storage import exists, write_bytes
 
-__all__ = ["QuarterState", "UpdatePlan", "plan_update", "run_update", "record_state", "record_empty", "read_state", "changed_since"]
+__all__ = ["QuarterState", "UpdatePlan", "plan_update", "run_update", "record_state", "record_empty", "read_state", "changed_since",
+           "record_run"]
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,32 @@ def record_state(cfg: PipelineConfig, plan: UpdatePlan, done: Sequence[Quarter] 
         else:
             quarters[str(s.quarter)] = "published"
     doc = {"searched_at": plan.started, "how": plan.how, "quarters": dict(sorted(quarters.items()))}
+    write_bytes(state_url(cfg), to_json(doc), cfg.storage.endpoint_url)
+
+
+def record_run(cfg: PipelineConfig, summary: RunSummary) -> None:
+    """After ``lpqlc run`` (under its lock): record in ``_update.json`` the quarters whose sources the run
+    searched (``summary.searched``: composited now, not reused) as ``published`` or ``no imagery``, so
+    the first ``lpqlc update`` asks the STAC API only for what changed since instead of searching every
+    quarter. ``searched_at`` is when the run began, or the earlier record's time when there is one (the
+    quarters the run did not search may have changed since then). A quarter that failed anywhere, or
+    whose composite was reused (searched at some unknown earlier time), is left out: the next update
+    searches it in full."""
+    failed = {f.what.split(" ")[0] for f in summary.failures}
+    old = read_state(cfg) or {}
+    quarters: dict[str, str] = dict(old.get("quarters", {}))
+    skipped = {q for q, why in summary.skipped if why == "no source imagery"}
+    for q in summary.searched:
+        if str(q) in failed:
+            quarters.pop(str(q), None)
+        elif str(q) in skipped:
+            quarters[str(q)] = "no imagery"
+        elif q in summary.quarters:
+            quarters[str(q)] = "published"
+    if not quarters:
+        return
+    since = min(t for t in (old.get("searched_at"), summary.started) if t)
+    doc = {"searched_at": since, "how": old.get("how", "lpqlc run"), "quarters": dict(sorted(quarters.items()))}
     write_bytes(state_url(cfg), to_json(doc), cfg.storage.endpoint_url)
 
 
