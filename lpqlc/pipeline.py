@@ -139,7 +139,7 @@ def start_run(cfg: PipelineConfig, model: str | None) -> tuple[str, dict[str, st
     if not model:
         raise ConfigError("no land-cover model: set model.checkpoint in the config or pass --model "
                           "(make one with `lpqlc train`)")  # fmt: skip
-    ident = model_identity(model, cfg.storage.endpoint_url)
+    ident = model_identity(model, cfg.store)
     dirs = work_dirs(cfg)
     return model, ident, RunSummary(outputs={**dirs, "catalog": f"{cfg.publish_url.rstrip('/')}/catalog.json"})
 
@@ -188,7 +188,7 @@ def composite_quarters(cfg: PipelineConfig, quarters: Sequence[Quarter], summary
     ok: list[Quarter] = []
     for i, q in enumerate(quarters):
         try:
-            if force or not exists(f"{comp}/{q}/composite.json", cfg.storage.endpoint_url):
+            if force or not exists(f"{comp}/{q}/composite.json", cfg.store):
                 run_composite(cfg, q, comp, client=client, progress=_sub(progress, f"composite {q} ({i + 1}/{len(quarters)})"))
                 summary.searched.append(q)
             done = composite_summary(cfg, comp, q)

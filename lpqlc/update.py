@@ -95,7 +95,7 @@ def _published(cfg: PipelineConfig, grid: OutputGrid, quarter: Quarter) -> dict[
     cid = collection_id(cfg, "landcover-confidence")
     index, _ = next(iter(grid.iter_tiles(quarter)))
     return read_item(item_url(cfg.publish_url, cid, item_id(cid, Period.of(quarter), tile_id(index))),
-                     cfg.storage.endpoint_url)  # fmt: skip
+                     cfg.store)  # fmt: skip
 
 
 def state_url(cfg: PipelineConfig) -> str:
@@ -105,7 +105,7 @@ def state_url(cfg: PipelineConfig) -> str:
 
 def read_state(cfg: PipelineConfig) -> dict[str, Any] | None:
     """The last update's record (None before the first update)."""
-    doc = read_item(state_url(cfg), cfg.storage.endpoint_url)  # a JSON document, read the same way
+    doc = read_item(state_url(cfg), cfg.store)  # a JSON document, read the same way
     return doc
 
 
@@ -247,7 +247,7 @@ def record_state(cfg: PipelineConfig, plan: UpdatePlan, done: Sequence[Quarter] 
         else:
             quarters[str(s.quarter)] = "published"
     doc = {"searched_at": plan.started, "how": plan.how, "quarters": dict(sorted(quarters.items()))}
-    write_bytes(state_url(cfg), to_json(doc), cfg.storage.endpoint_url)
+    write_bytes(state_url(cfg), to_json(doc), cfg.store)
 
 
 def record_run(cfg: PipelineConfig, summary: RunSummary) -> None:
@@ -273,7 +273,7 @@ def record_run(cfg: PipelineConfig, summary: RunSummary) -> None:
         return
     since = min(t for t in (old.get("searched_at"), summary.started) if t)
     doc = {"searched_at": since, "how": old.get("how", "lpqlc run"), "quarters": dict(sorted(quarters.items()))}
-    write_bytes(state_url(cfg), to_json(doc), cfg.storage.endpoint_url)
+    write_bytes(state_url(cfg), to_json(doc), cfg.store)
 
 
 def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = None, client: Any = None,
@@ -289,7 +289,7 @@ def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = Non
     model, ident, summary = start_run(cfg, model)
     with publish_lock(cfg, "update"):  # one writer per publish URL (lpqlc/lock.py)
         dirs = work_dirs(cfg)
-        endpoint = cfg.storage.endpoint_url
+        store = cfg.store
         with timed(summary, "composite"):
             ok = composite_quarters(cfg, plan.process, summary, client=client, progress=progress, force=True)
         failed = set(plan.process) - set(ok)
@@ -298,7 +298,7 @@ def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = Non
         # a published quarter whose raw prediction is gone from the working folder is classified again
         grid = OutputGrid.from_config(cfg)
         first_tile = {q: tile_id(next(iter(grid.iter_tiles(q)))[0]) for q in context}
-        missing = [q for q in context if q not in ok and not exists(f"{dirs['classify']}/raw/{q}/{first_tile[q]}/class.tif", endpoint)]
+        missing = [q for q in context if q not in ok and not exists(f"{dirs['classify']}/raw/{q}/{first_tile[q]}/class.tif", store)]
         summary.quarters = sorted(set(ok))
         with timed(summary, "classify + refine"):
             if ok or missing:

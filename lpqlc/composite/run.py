@@ -43,7 +43,7 @@ from lpqlc.publish.preview import mosaic_tiles, write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rules import SourceRule
 from lpqlc.sources.search import Dropped, SearchReport, SearchResult, search_quarter
-from lpqlc.storage import exists, gdal_env, parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import Store, exists, gdal_env, parse_storage_url, read_bytes, write_bytes
 from lpqlc.units import Unit, run_units, unit_key
 
 __all__ = [
@@ -74,7 +74,7 @@ MAX_UNREADABLE = 20
 TILE_BATCH = 32
 
 
-def unreadable_asset(exc: BaseException, items: list[Any], endpoint: str | None = None) -> tuple[str, str] | None:
+def unreadable_asset(exc: BaseException, items: list[Any], store: Store | None = None) -> tuple[str, str] | None:
     """The (item id, asset key) a read error comes from, or None when it cannot be pinned on one.
 
     A message naming a whole href settles it; GDAL often names only the file (``red.tif: …``), so the
@@ -92,7 +92,7 @@ def unreadable_asset(exc: BaseException, items: list[Any], endpoint: str | None 
             if href and href.rsplit("/", 1)[-1] in text:
                 named.append((it.id, key, href))
     failing = []
-    with rasterio.Env(**gdal_env(endpoint)):
+    with rasterio.Env(**gdal_env(store)):
         for item_id, key, href in named:
             try:
                 with rasterio.open(href):
@@ -112,7 +112,7 @@ def tile_batch(client: Any = None) -> int:
 def tile_graph(ts: TileSources, rule: SourceRule, cfg: PipelineConfig, names: list[str]) -> tuple[da.Array, int]:
     """One tile's lazy composite as a (layer, y, x) float32 Dask array over ``names``, and its time slices."""
     comp = build_composite(list(ts.items), rule, cfg.science.composite, ts.gbox, cfg.grid.chunk_size,
-                           env=gdal_env(cfg.storage.endpoint_url))  # fmt: skip
+                           env=gdal_env(cfg.store))  # fmt: skip
     return da.stack([comp[n].data.astype(np.float32) for n in names]), int(comp.attrs["n_slices"])
 
 
@@ -162,7 +162,7 @@ class _TileOut:
 
 
 def _write_tile(
-    block: np.ndarray, names: list[str], gbox: GeoBox, prefix: str, endpoint: str | None, bins: int
+    block: np.ndarray, names: list[str], gbox: GeoBox, prefix: str, store: Store | None, bins: int
 ) -> _TileOut:
     """Write one tile's layers as COGs (runs on a worker); return its NDVI histogram and band sums."""
     crs = gbox.crs.to_wkt()
@@ -172,26 +172,26 @@ def _write_tile(
         else:
             data, nodata, resampling = block[i].astype(np.float32), float("nan"), "average"
         blob = cog_bytes(data, gbox.transform, crs, nodata=nodata, overview_resampling=resampling)  # type: ignore[arg-type]
-        write_bytes(f"{prefix}/{name}.tif", blob, endpoint)
+        write_bytes(f"{prefix}/{name}.tif", blob, store)
     bands = [n for n in names if n not in (COUNT, NDVI)]
     hist = ndvi_histogram(block[names.index(NDVI)], bins)
     return _TileOut(hist=np.asarray(hist), sums=BandSums.of({b: block[names.index(b)] for b in bands}))
 
 
-def _read_cog(url: str, endpoint: str | None) -> np.ndarray:
+def _read_cog(url: str, store: Store | None) -> np.ndarray:
     from rasterio.io import MemoryFile
 
-    with MemoryFile(read_bytes(url, endpoint)) as mem, mem.open() as src:
+    with MemoryFile(read_bytes(url, store)) as mem, mem.open() as src:
         return np.asarray(src.read(1))
 
 
-def _write_fvc(prefix: str, gbox: GeoBox, endpoint: str | None, soil: float, veg: float) -> None:
+def _write_fvc(prefix: str, gbox: GeoBox, store: Store | None, soil: float, veg: float) -> None:
     """FVC of one tile from its NDVI COG (runs on a worker)."""
-    ndvi = _read_cog(f"{prefix}/{NDVI}.tif", endpoint)
+    ndvi = _read_cog(f"{prefix}/{NDVI}.tif", store)
     with np.errstate(invalid="ignore"):
         fvc = np.clip((ndvi - soil) / (veg - soil), 0.0, 1.0).astype(np.float32)
     blob = cog_bytes(fvc, gbox.transform, gbox.crs.to_wkt(), nodata=float("nan"))
-    write_bytes(f"{prefix}/{FVC}.tif", blob, endpoint)
+    write_bytes(f"{prefix}/{FVC}.tif", blob, store)
 
 
 def run_composite(
@@ -210,7 +210,7 @@ def run_composite(
     """
     import odc.stac
 
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     ccfg = cfg.science.composite
     root = parse_storage_url(out, what="--out")
     prefix = root.join(str(quarter))
@@ -218,7 +218,7 @@ def run_composite(
     grid = OutputGrid.from_config(cfg)
     tiles = list(grid.iter_tiles(quarter))
     # Captured by odc-stac into every load task: the GDAL environment travels with the tasks.
-    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
+    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(store))
     names = layer_names(cfg)
 
     if not result.items:
@@ -248,15 +248,15 @@ def run_composite(
                 tile_items[tid], tile_slices[tid] = len(ts.items), n_slices
                 key = unit_key("composite", __version__, str(quarter), sources, ccfg.model_dump(mode="json"),
                                cfg.grid.model_dump(mode="json"), list(ts.gbox.boundingbox))  # fmt: skip
-                task = dask.delayed(_write_tile, pure=True)(block, names, ts.gbox, folder, endpoint,
+                task = dask.delayed(_write_tile, pure=True)(block, names, ts.gbox, folder, store,
                                                             ccfg.ndvi_histogram_bins)  # fmt: skip
                 units.append(Unit(task, folder, key))
             try:
-                outs += run_units(units, client, "composite", endpoint=endpoint, progress=tick,
+                outs += run_units(units, client, "composite", store=store, progress=tick,
                                   encode=_TileOut.to_json, decode=_TileOut.from_json)  # fmt: skip
                 break
             except Exception as exc:  # noqa: BLE001 — only a read error that names one of the items' assets is handled
-                culprit = unreadable_asset(exc, list(used.values()), endpoint)
+                culprit = unreadable_asset(exc, list(used.values()), store)
                 if culprit is None or len(unreadable) >= MAX_UNREADABLE:
                     raise
                 item_id, key = culprit
@@ -274,7 +274,7 @@ def run_composite(
     if valid or cfg.science.fvc.method == "fixed":
         endmembers = ndvi_endmembers(cfg.science.fvc, hist)
         fvc_tasks = [
-            dask.delayed(_write_fvc)(f"{prefix}/{tile_id(i)}", g, endpoint, *endmembers) for i, g in tiles
+            dask.delayed(_write_fvc)(f"{prefix}/{tile_id(i)}", g, store, *endmembers) for i, g in tiles
         ]
         compute_bounded(fvc_tasks, client, "fvc", progress)
         names.append(FVC)
@@ -283,12 +283,12 @@ def run_composite(
     stats: NormStats | None = None
     if all(sums.n.get(b, 0) >= 2 for b in ccfg.bands):
         stats = sums.stats(source=f"{quarter} composite, {len(tiles)} tiles")
-        write_bytes(f"{prefix}/norm_stats.json", stats.to_json(), endpoint)
+        write_bytes(f"{prefix}/norm_stats.json", stats.to_json(), store)
     run = CompositeRun(
         quarter=quarter, prefix=prefix, tiles=[tile_id(i) for i, _ in tiles], report=result.report,
         endmembers=endmembers, norm_stats=stats, quicklook=None, layers=names,
     )  # fmt: skip
-    run.quicklook = _quicklook(run, grid, tiles, endpoint)
+    run.quicklook = _quicklook(run, grid, tiles, store)
     summary = {
         "quarter": str(quarter),
         "sensor": result.rule.sensor,
@@ -306,12 +306,12 @@ def run_composite(
         "fvc_endmembers": {"ndvi_soil": endmembers[0], "ndvi_veg": endmembers[1]} if endmembers else None,
         "fvc_method": cfg.science.fvc.method,
     }
-    write_bytes(f"{prefix}/composite.json", (json.dumps(summary, indent=2) + "\n").encode(), endpoint)
+    write_bytes(f"{prefix}/composite.json", (json.dumps(summary, indent=2) + "\n").encode(), store)
     return run
 
 
 def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int, int], GeoBox]],
-               endpoint: str | None) -> str | None:  # fmt: skip
+               store: Store | None) -> str | None:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,7 +323,7 @@ def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int,
     full = grid.geobox(run.quarter)
     size = grid.grid.tile_size
     m = np.stack([
-        mosaic_tiles({i: run.layer_url(tile_id(i), layer) for i, _ in tiles}, full, size, endpoint) for layer in layers
+        mosaic_tiles({i: run.layer_url(tile_id(i), layer) for i, _ in tiles}, full, size, store) for layer in layers
     ])  # fmt: skip
     fig, axes = plt.subplots(1, 3 if FVC in layers else 2, figsize=(13, 4.6))
     rgb = np.clip(np.nan_to_num(np.moveaxis(m[:3], 0, -1)) / 0.3, 0, 1)
@@ -339,7 +339,7 @@ def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int,
         fig.colorbar(im, ax=axes[2], shrink=0.8)
     for ax in axes:
         ax.axis("off")
-    return write_png(fig, f"{run.prefix}/quicklook.png", endpoint)
+    return write_png(fig, f"{run.prefix}/quicklook.png", store)
 
 
 def item_stamp(item: Any) -> str:
@@ -357,7 +357,7 @@ def default_composites_dir(cfg: PipelineConfig) -> str:
 def ensure_composites(cfg: PipelineConfig, comp_dir: str, quarters: list[Quarter], client: Any = None) -> None:
     """Run the composite job for the quarters that have none under ``comp_dir``."""
     for q in quarters:
-        if not exists(f"{comp_dir}/{q}/composite.json", cfg.storage.endpoint_url):
+        if not exists(f"{comp_dir}/{q}/composite.json", cfg.store):
             log.info("%s: no composite under %s yet: making it", q, comp_dir)
             run_composite(cfg, q, comp_dir, client=client)
 
@@ -365,9 +365,9 @@ def ensure_composites(cfg: PipelineConfig, comp_dir: str, quarters: list[Quarter
 def composite_summary(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> dict[str, Any]:
     """The ``composite.json`` a composite run wrote for ``quarter`` (tiles, layers, search report…)."""
     url = f"{comp_dir}/{quarter}/composite.json"
-    if not exists(url, cfg.storage.endpoint_url):
+    if not exists(url, cfg.store):
         raise LpqlcError(f"no composite of {quarter} under {comp_dir}: run `lpqlc composite` first")
-    return json.loads(read_bytes(url, cfg.storage.endpoint_url))  # type: ignore[no-any-return]
+    return json.loads(read_bytes(url, cfg.store))  # type: ignore[no-any-return]
 
 
 def layer_urls(comp_dir: str, quarter: Quarter, summary: dict[str, Any], layer: str) -> list[str]:
@@ -382,4 +382,4 @@ def composite_layer(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, layer:
 
     urls = layer_urls(comp_dir, quarter, composite_summary(cfg, comp_dir, quarter), layer)
     gbox = OutputGrid.from_config(cfg).geobox(quarter)
-    return load_files(urls, gbox, name=layer, resampling=resampling, chunks=chunks, endpoint_url=cfg.storage.endpoint_url)
+    return load_files(urls, gbox, name=layer, resampling=resampling, chunks=chunks, store=cfg.store)

@@ -14,7 +14,7 @@ import rasterio
 from affine import Affine
 from rasterio.io import MemoryFile
 
-from lpqlc.storage import write_bytes
+from lpqlc.storage import Store, write_bytes
 
 __all__ = ["cog_bytes", "write_cog", "hex_to_rgba"]
 
@@ -85,9 +85,9 @@ def cog_bytes(
 
 
 def write_cog(
-    url: str, data: np.ndarray, transform: Affine, crs: str, *, endpoint_url: str | None = None, **kwargs: object
+    url: str, data: np.ndarray, transform: Affine, crs: str, *, store: Store | None = None, **kwargs: object
 ) -> int:
     """Write a COG to a storage URL atomically; returns its size in bytes. See :func:`cog_bytes`."""
     blob = cog_bytes(data, transform, crs, **kwargs)  # type: ignore[arg-type]
-    write_bytes(url, blob, endpoint_url)
+    write_bytes(url, blob, store)
     return len(blob)

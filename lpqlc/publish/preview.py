@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from odc.geo.geobox import GeoBox
 
-from lpqlc.storage import read_bytes, write_bytes
+from lpqlc.storage import Store, read_bytes, write_bytes
 
 __all__ = ["mosaic_tiles", "png_bytes", "write_png"]
 
@@ -24,14 +24,14 @@ def png_bytes(fig: Any, dpi: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def write_png(fig: Any, url: str, endpoint: str | None = None) -> str:
+def write_png(fig: Any, url: str, store: Store | None = None) -> str:
     """Save a matplotlib figure as a PNG at ``url`` (local or ``s3://``, atomically); returns ``url``."""
-    write_bytes(url, png_bytes(fig), endpoint)
+    write_bytes(url, png_bytes(fig), store)
     return url
 
 
 def mosaic_tiles(
-    urls: dict[tuple[int, int], str], full: GeoBox, tile_size: int, endpoint: str | None = None, max_px: int = 1200
+    urls: dict[tuple[int, int], str], full: GeoBox, tile_size: int, store: Store | None = None, max_px: int = 1200
 ) -> np.ndarray:
     """(y, x) float32 mosaic of single-band tile COGs keyed by (row, column) tile index, decimated so
     its longer side is at most ``max_px``; NaN where no tile or nodata."""
@@ -42,7 +42,7 @@ def mosaic_tiles(
     ny, nx = (int(np.ceil(s / step)) for s in full.shape.yx)
     canvas = np.full((ny, nx), np.nan, np.float32)
     for (iy, ix), url in urls.items():
-        with MemoryFile(read_bytes(url, endpoint)) as mem, mem.open() as src:
+        with MemoryFile(read_bytes(url, store)) as mem, mem.open() as src:
             h, w = int(np.ceil(src.height / step)), int(np.ceil(src.width / step))
             data = src.read(1, out_shape=(h, w), resampling=Resampling.average, masked=True)
             data = data.astype(np.float32).filled(np.nan)

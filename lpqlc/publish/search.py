@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pystac
 
 from lpqlc.errors import LpqlcError
+from lpqlc.storage import Store
 
 __all__ = ["search_items", "parse_interval", "search_published"]
 
@@ -39,7 +40,7 @@ def parse_interval(text: str | None) -> tuple[datetime | None, datetime | None]:
 
 def search_items(target: str, *, collections: Sequence[str] | None = None,
                  bbox: tuple[float, float, float, float] | None = None, datetime: str | None = None,
-                 limit: int = 100, endpoint_url: str | None = None) -> list[pystac.Item]:  # fmt: skip
+                 limit: int = 100, store: Store | None = None) -> list[pystac.Item]:  # fmt: skip
     """Items matching the filters: through pystac-client for an ``http(s)`` STAC API, else by walking
     the static catalog at ``target`` (local path or ``s3://``)."""
     if target.startswith(("http://", "https://")) and not target.endswith(".json"):
@@ -52,14 +53,14 @@ def search_items(target: str, *, collections: Sequence[str] | None = None,
     from lpqlc.sources.static import search_static
 
     start, end = parse_interval(datetime)
-    root = read_catalog(target, endpoint_url)
+    root = read_catalog(target, store)
     if not collections:
         collections = [c.id for c in root.get_children()]
     published = [c for c in collections if _has_years(root, c)]
     out = search_published(root, published, bbox=bbox, start=start, end=end) if published else []
     rest = [c for c in collections if c not in published]
     if rest:
-        out += search_static(target, rest, bbox=bbox, start=start, end=end, endpoint_url=endpoint_url)
+        out += search_static(target, rest, bbox=bbox, start=start, end=end, store=store)
     return out[:limit]
 
 

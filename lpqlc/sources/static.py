@@ -11,6 +11,7 @@ from odc.geo import geom
 
 from lpqlc.errors import SourceError
 from lpqlc.publish.stacio import read_catalog
+from lpqlc.storage import Store
 
 __all__ = ["search_static"]
 
@@ -33,7 +34,7 @@ def search_static(
     start: datetime | None = None,
     end: datetime | None = None,
     max_cloud_cover: float | None = None,
-    endpoint_url: str | None = None,
+    store: Store | None = None,
 ) -> list[pystac.Item]:
     """Items of ``collections`` in the static catalog intersecting bbox (lon/lat), or the GeoJSON geometry
     ``intersects`` when given, and [start, end].
@@ -42,7 +43,7 @@ def search_static(
     not dropped silently: the caller sees them). Sorted by datetime, then id.
     """
     try:
-        root = read_catalog(catalog, endpoint_url)
+        root = read_catalog(catalog, store)
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot read the static catalog {catalog}: {exc}") from None
     if intersects is not None:
