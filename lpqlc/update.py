@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lpqlc.composite.run import item_stamp, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
 from lpqlc.pipeline import RunSummary, composite_quarters, publish_chain, start_run, timed, work_dirs
@@ -36,6 +35,7 @@ from lpqlc.publish.collections import collection_id
 from lpqlc.publish.items import Period, item_id
 from lpqlc.quarter import Quarter
 from lpqlc.storage import exists, write_bytes
+from lpqlc.tiling import item_stamp, tile_id
 
 __all__ = ["QuarterState", "UpdatePlan", "plan_update", "run_update", "record_state", "record_empty", "read_state", "changed_since",
            "record_run"]

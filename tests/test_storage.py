@@ -133,3 +133,33 @@ def test_store_on_seaweedfs_and_its_gdal_env_in_dask_tasks(stack: Any, tmp_path:
             client.submit(read, None, cog).result()
         lazy = load_files([cog], gbox, name="v", chunks=32, store=store)
         assert np.array_equal(client.compute(lazy.data).result(), data)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports included), made absolute."""
+    import ast
+
+    package = ".".join(path.relative_to(Path(__file__).parents[1]).with_suffix("").parts[:-1])
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], *filter(None, [base])])
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)
+    return out
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [("publish", "lpqlc.composite"), ("composite", "lpqlc.publish")])
+def test_publish_and_composite_do_not_import_each_other(package: str, forbidden: str) -> None:
+    folder = Path(__file__).parents[1] / "lpqlc" / package
+    files = sorted(folder.rglob("*.py"))
+    assert files
+    bad = {str(f.relative_to(folder.parent)): sorted(m for m in _imports(f) if m == forbidden or m.startswith(forbidden + "."))
+           for f in files}  # fmt: skip
+    assert {f: m for f, m in bad.items() if m} == {}
+    # the check sees imports at any depth: the composite's own modules import each other
+    assert any(m.startswith("lpqlc.composite.") for m in _imports(Path(__file__).parents[1] / "lpqlc/composite/run.py"))

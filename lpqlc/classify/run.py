@@ -24,14 +24,15 @@ from lpqlc import __version__
 from lpqlc.classify.inference import ModelPlugin, classify_array
 from lpqlc.classify.temporal import refine_window
 from lpqlc.cluster import has_gpu_workers
-from lpqlc.composite.run import composite_layer, default_composites_dir, ensure_composites, tile_id
+from lpqlc.cog import cog_bytes
+from lpqlc.composite.run import ensure_composites
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
 from lpqlc.model.checkpoint import checkpoint_from_bytes
-from lpqlc.publish.cog import cog_bytes
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import load_files
 from lpqlc.storage import Store, parse_storage_url, read_bytes, write_bytes
+from lpqlc.tiling import composite_layer, default_composites_dir, tile_id
 from lpqlc.units import Unit, marker_key, run_units, unit_key
 
 __all__ = ["ClassifyRun", "run_classify", "refine_quarters", "normalised_composite", "predict_quarter"]

@@ -31,19 +31,26 @@ from odc.geo.geobox import GeoBox
 
 from lpqlc import __version__
 from lpqlc.cluster import compute_bounded
+from lpqlc.cog import cog_bytes
 from lpqlc.composite.build import COUNT, NDVI, build_composite
 from lpqlc.composite.normalise import BandSums, NormStats
 from lpqlc.composite.tiles import ItemIndex, TileSources, batched, tile_sources
 from lpqlc.composite.vegetation import ndvi_endmembers, ndvi_histogram
 from lpqlc.config import PipelineConfig
-from lpqlc.errors import LpqlcError
 from lpqlc.grid import OutputGrid
-from lpqlc.publish.cog import cog_bytes
-from lpqlc.publish.preview import mosaic_tiles, write_png
+from lpqlc.preview import mosaic_tiles, write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rules import SourceRule
 from lpqlc.sources.search import Dropped, SearchReport, SearchResult, search_quarter
 from lpqlc.storage import Store, exists, gdal_env, parse_storage_url, read_bytes, write_bytes
+from lpqlc.tiling import (
+    composite_layer,
+    composite_summary,
+    default_composites_dir,
+    item_stamp,
+    layer_urls,
+    tile_id,
+)
 from lpqlc.units import Unit, run_units, unit_key
 
 __all__ = [
@@ -124,11 +131,6 @@ def layer_names(cfg: PipelineConfig) -> list[str]:
 def aoi_text(cfg: PipelineConfig) -> str:
     """The AOI as a log message names it."""
     return f"{cfg.aoi.name} ({list(cfg.aoi.bbox) if cfg.aoi.bbox else cfg.aoi.geojson})"
-
-
-def tile_id(index: tuple[int, int]) -> str:
-    """Name of an output tile from its (row, column) index in the grid's tiling, e.g. ``x002y001``."""
-    return f"x{index[1]:03d}y{index[0]:03d}"
 
 
 @dataclass
@@ -342,44 +344,11 @@ def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int,
     return write_png(fig, f"{run.prefix}/quicklook.png", store)
 
 
-def item_stamp(item: Any) -> str:
-    """When a source item last changed: its ``updated``, else ``created``, else its datetime (ISO)."""
-    p = item.properties
-    return str(p.get("updated") or p.get("created") or p.get("datetime") or p.get("start_datetime") or "")
-
-
 # ------------------------------------------------------------------------- reading composites back
-def default_composites_dir(cfg: PipelineConfig) -> str:
-    """``<storage.url>/composites``: where the model jobs find (and make) composites by default."""
-    return f"{parse_storage_url(cfg.storage.url).url.rstrip('/')}/composites"
-
-
+# (tile_id, item_stamp, default_composites_dir, composite_summary, layer_urls, composite_layer: lpqlc/tiling.py)
 def ensure_composites(cfg: PipelineConfig, comp_dir: str, quarters: list[Quarter], client: Any = None) -> None:
     """Run the composite job for the quarters that have none under ``comp_dir``."""
     for q in quarters:
         if not exists(f"{comp_dir}/{q}/composite.json", cfg.store):
             log.info("%s: no composite under %s yet: making it", q, comp_dir)
             run_composite(cfg, q, comp_dir, client=client)
-
-
-def composite_summary(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> dict[str, Any]:
-    """The ``composite.json`` a composite run wrote for ``quarter`` (tiles, layers, search report…)."""
-    url = f"{comp_dir}/{quarter}/composite.json"
-    if not exists(url, cfg.store):
-        raise LpqlcError(f"no composite of {quarter} under {comp_dir}: run `lpqlc composite` first")
-    return json.loads(read_bytes(url, cfg.store))  # type: ignore[no-any-return]
-
-
-def layer_urls(comp_dir: str, quarter: Quarter, summary: dict[str, Any], layer: str) -> list[str]:
-    """The tile COGs of one layer of a quarter's composite."""
-    return [f"{comp_dir}/{quarter}/{t}/{layer}.tif" for t in summary["tiles"]]
-
-
-def composite_layer(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, layer: str, *,
-                    resampling: str = "nearest", chunks: int = 1024) -> Any:  # fmt: skip
-    """Lazy (y, x) mosaic of one composite layer's tiles on the quarter's AOI grid."""
-    from lpqlc.sources.rasters import load_files
-
-    urls = layer_urls(comp_dir, quarter, composite_summary(cfg, comp_dir, quarter), layer)
-    gbox = OutputGrid.from_config(cfg).geobox(quarter)
-    return load_files(urls, gbox, name=layer, resampling=resampling, chunks=chunks, store=cfg.store)

@@ -21,7 +21,6 @@ import dask
 
 from lpqlc import __version__
 from lpqlc.cluster import compute_bounded
-from lpqlc.composite.run import composite_summary, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.catalog import PublishOutcome, publish_item
@@ -30,6 +29,7 @@ from lpqlc.publish.items import CogInfo, Period, build_item, item_id
 from lpqlc.publish.refresh import CatalogIndex, refresh_catalog
 from lpqlc.quarter import Quarter
 from lpqlc.storage import Store, exists, read_bytes
+from lpqlc.tiling import composite_summary, tile_id
 
 __all__ = ["ItemSpec", "publish_items", "landcover_specs", "erosion_specs", "refresh_catalog", "CatalogIndex",
            "software_versions"]  # fmt: skip
