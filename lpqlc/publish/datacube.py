@@ -11,9 +11,11 @@ A product changes pixel size between eras (30 m Landsat, 10 m Sentinel-2), so th
 per resolution: ``<collection>/datacube-<res>m.json``. That file is a small index; the references are
 partitioned by year (``<collection>/datacube/<YYYY>-<res>m.json``), so an update rewrites only the
 years it touched and :func:`open_datacube` downloads only the years asked for, then concatenates them
-along ``time`` (lazily). Per-year kerchunk JSON was chosen over kerchunk's parquet references and
-VirtualiZarr by measurement (docs/performance.md): a year of references is small enough that JSON
-parses fastest, and the year is also the unit an update rewrites.
+along ``time`` (lazily). Per-year kerchunk JSON was kept over one kerchunk parquet reference store of
+the whole series by measurement (docs/performance.md; ``benchmarks/incremental.py --mode datacube``):
+opening a year is as cheap or cheaper (3 requests vs 8), the year is the unit an update rewrites
+(a parquet store cannot be appended to), and readers need no parquet engine; parquet would win for
+opening all years at once.
 """
 
 from __future__ import annotations
