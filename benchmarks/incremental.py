@@ -167,19 +167,31 @@ def _publish_step(cfg: Any, new_q: Any, prev_q: Any) -> list[Any]:
     return outcomes
 
 
-def catalog_main(args: argparse.Namespace) -> None:
-    """``--mode catalog``: see the module doc."""
-    from lpqlc.publish.datacube import open_datacube
-    from lpqlc.publish.refresh import refresh_catalog
-    from lpqlc.quarter import Quarter
+def _start_stack() -> tuple[Any, Path, Any]:
+    """The local SeaweedFS + STAC API servers (as the tests start them), their variables in the env."""
     from lpqlc.stack import LocalStack
 
-    sizes = [int(n) for n in args.quarters.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="lpqlc-bench-stack-"))
     os.chmod(folder, 0o755)
     local = LocalStack(folder)
     state = local.up(bucket="lpqlc-bench")
     os.environ.update(state.env())
+    return local, folder, state
+
+
+def _stop_stack(local: Any, folder: Path) -> None:
+    local.down(purge=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def catalog_main(args: argparse.Namespace) -> None:
+    """``--mode catalog``: see the module doc."""
+    from lpqlc.publish.datacube import open_datacube
+    from lpqlc.publish.refresh import refresh_catalog
+    from lpqlc.quarter import Quarter
+
+    sizes = [int(n) for n in args.quarters.split(",")]
+    local, folder, state = _start_stack()
     rows = []
     try:
         for n in sizes:
@@ -226,8 +238,7 @@ def catalog_main(args: argparse.Namespace) -> None:
                 print(f"    datacube open, {label}: {t:.2f} s, {reqs} requests, {nbytes / 1e3:.1f} kB downloaded, {steps} time steps",
                       flush=True)  # fmt: skip
     finally:
-        local.down(purge=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        _stop_stack(local, folder)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs: "
           "absolute times are disturbed, request and byte counts are exact)")  # fmt: skip
     r0 = rows[0]
@@ -283,14 +294,9 @@ def datacube_main(args: argparse.Namespace) -> None:
     from lpqlc.publish.datacube import open_datacube
     from lpqlc.publish.refresh import refresh_catalog
     from lpqlc.quarter import Quarter
-    from lpqlc.stack import LocalStack
 
     sizes = [int(n) for n in args.quarters.split(",")]
-    folder = Path(tempfile.mkdtemp(prefix="lpqlc-bench-stack-"))
-    os.chmod(folder, 0o755)
-    local = LocalStack(folder)
-    state = local.up(bucket="lpqlc-bench")
-    os.environ.update(state.env())
+    local, folder, state = _start_stack()
     try:
         for n in sizes:
             first = Quarter(2000, 1)
@@ -317,8 +323,7 @@ def datacube_main(args: argparse.Namespace) -> None:
                           f"{o.bytes_read / 1e3:7.1f} kB | first read of {px.size:3d} time steps {t_read:6.2f} s, "
                           f"{r.requests:3d} requests, {r.bytes_read / 1e3:7.1f} kB", flush=True)  # fmt: skip
     finally:
-        local.down(purge=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        _stop_stack(local, folder)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs: "
           "absolute times are disturbed, request and byte counts are exact)")  # fmt: skip
 
