@@ -11,10 +11,18 @@ on aiobotocore). Baseline, same archive, same run: the full catalog rebuild ever
 (``refresh_catalog`` without outcomes: list and read every item, scan every COG, rewrite every index).
 Then the datacube: open time and bytes downloaded to open one year vs the whole series.
 
+``--mode datacube`` (deliverable 2): the per-year kerchunk JSON references we publish against one
+kerchunk parquet reference store of the whole series (``kerchunk.df.refs_to_dataframe``, opened lazily
+through fsspec's ``reference://`` filesystem), built from the same COG scans, on archives of 16 and 100
+quarters: open time, requests and bytes downloaded for one year and for all years, then the same for
+a first read (one pixel per time step: every chunk reference of the selection is needed, the COG bytes
+read are the same for both formats).
+
 ``--mode pipeline``: ``lpqlc update`` of one new quarter against a full ``lpqlc run`` of the whole
 period on the seeded sample archive (the earlier benchmark; docs/performance.md).
 
     python benchmarks/incremental.py [--mode catalog] [--quarters 16,32,64,100]
+    python benchmarks/incremental.py --mode datacube [--quarters 16,100]
     python benchmarks/incremental.py --mode pipeline [--start 2020Q1] [--end 2021Q4] [--size 384]
 """
 
@@ -111,9 +119,8 @@ def _seed_archive(cfg: Any, quarters: list[Any]) -> None:
     from lpqlc.publish.catalog import _item_links, _lineage_link, item_url, lineage_document, to_json
     from lpqlc.publish.collections import collection_id
     from lpqlc.publish.items import Period, cog_info, item_id
-    from lpqlc.storage import open_filesystem
 
-    fs = open_filesystem(cfg.publish_url, cfg.storage.endpoint_url)
+    fs = cfg.store.filesystem(cfg.publish_url)
     root = cfg.publish_url.rstrip("/")
     tiles = list(OutputGrid.from_config(cfg).iter_tiles(quarters[0]))
     now = datetime.now(UTC)
@@ -156,8 +163,25 @@ def _publish_step(cfg: Any, new_q: Any, prev_q: Any) -> list[Any]:
                 make = _maker(cfg, key, q, t, gbox, [f"S2_{q}_{i:04d}" for i in range(41)])
                 blob = _blob(gbox, PRODUCTS[key], seed)
                 outcomes.append(publish_item(root, cid, item_id(cid, Period.of(q), t), {PRODUCTS[key]: blob}, make,
-                                             inputs=[f"S2_{q}_{i:04d}" for i in range(41)], endpoint=cfg.storage.endpoint_url))  # fmt: skip
+                                             inputs=[f"S2_{q}_{i:04d}" for i in range(41)], store=cfg.store))  # fmt: skip
     return outcomes
+
+
+def _start_stack() -> tuple[Any, Path, Any]:
+    """The local SeaweedFS + STAC API servers (as the tests start them), their variables in the env."""
+    from lpqlc.stack import LocalStack
+
+    folder = Path(tempfile.mkdtemp(prefix="lpqlc-bench-stack-"))
+    os.chmod(folder, 0o755)
+    local = LocalStack(folder)
+    state = local.up(bucket="lpqlc-bench")
+    os.environ.update(state.env())
+    return local, folder, state
+
+
+def _stop_stack(local: Any, folder: Path) -> None:
+    local.down(purge=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def catalog_main(args: argparse.Namespace) -> None:
@@ -165,14 +189,9 @@ def catalog_main(args: argparse.Namespace) -> None:
     from lpqlc.publish.datacube import open_datacube
     from lpqlc.publish.refresh import refresh_catalog
     from lpqlc.quarter import Quarter
-    from lpqlc.stack import LocalStack
 
     sizes = [int(n) for n in args.quarters.split(",")]
-    folder = Path(tempfile.mkdtemp(prefix="lpqlc-bench-stack-"))
-    os.chmod(folder, 0o755)
-    local = LocalStack(folder)
-    state = local.up(bucket="lpqlc-bench")
-    os.environ.update(state.env())
+    local, folder, state = _start_stack()
     rows = []
     try:
         for n in sizes:
@@ -204,7 +223,7 @@ def catalog_main(args: argparse.Namespace) -> None:
                 o = Counter()
                 with o.counting():
                     t0 = time.perf_counter()
-                    ds = open_datacube(cube, cfg.storage.endpoint_url, years=years)
+                    ds = open_datacube(cube, cfg.store, years=years)
                     opened[label] = (time.perf_counter() - t0, o.bytes_read, o.requests, ds.sizes["time"])
             rows.append((n, wall, c, pub_wall, p))
             print(f"{n:3d} quarters (+1 new): seed {setup:.1f} s | publish step {pub_wall:.2f} s, {p.requests} requests, "
@@ -219,8 +238,7 @@ def catalog_main(args: argparse.Namespace) -> None:
                 print(f"    datacube open, {label}: {t:.2f} s, {reqs} requests, {nbytes / 1e3:.1f} kB downloaded, {steps} time steps",
                       flush=True)  # fmt: skip
     finally:
-        local.down(purge=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        _stop_stack(local, folder)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs: "
           "absolute times are disturbed, request and byte counts are exact)")  # fmt: skip
     r0 = rows[0]
@@ -230,16 +248,97 @@ def catalog_main(args: argparse.Namespace) -> None:
               f"bytes read {(c.bytes_read + p.bytes_read) / max(1, r0[2].bytes_read + r0[4].bytes_read):.2f}")  # fmt: skip
 
 
+def _parquet_refs(cfg: Any, cid: str, res: float, record_size: int) -> str:
+    """All years' references of ``cid`` at ``res`` as one kerchunk parquet store beside the per-year JSON,
+    built from the COG scans the catalog refresh cached (``datacube/<year>-<res>m.scans.json``)."""
+    from kerchunk.df import refs_to_dataframe
+
+    from lpqlc.publish.datacube import build_references
+
+    store = cfg.store
+    base = f"{cfg.publish_url.rstrip('/')}/{cid}"
+    items: list[dict[str, Any]] = []
+    scans: dict[tuple[str, str], Any] = {}
+    for url in store.list_files(f"{base}/datacube", f"*-{res:g}m.scans.json"):
+        for iid, entry in json.loads(store.read_bytes(url)).items():
+            items.append(entry["item"])
+            scans.update({(iid, a): sc for a, sc in entry["scans"].items()})
+    assets = sorted({a for _, a in scans})
+    refs = build_references(sorted(items, key=lambda i: i["id"]), scans, assets, title=f"{cid} at {res:g} m")
+    url = f"{base}/datacube-{res:g}m.parq"
+    refs_to_dataframe(refs, url, storage_options=store.storage_options(url), record_size=record_size)
+    return url
+
+
+def _open_parquet(url: str, store: Any, years: tuple[int, int] | None) -> Any:
+    """The parquet reference store as a lazy dataset, cut to ``years``: fsspec loads reference records
+    only when a chunk of theirs is read."""
+    import xarray as xr
+
+    from lpqlc.publish.datacube import register_codecs
+
+    register_codecs()
+    opts = store.storage_options(url)
+    ds = xr.open_dataset("reference://", engine="zarr", chunks={}, mask_and_scale=False, backend_kwargs={
+        "consolidated": False,
+        "storage_options": {"fo": url, "target_protocol": "s3", "target_options": opts, "remote_protocol": "s3",
+                            "remote_options": {**opts, "asynchronous": True}, "asynchronous": True, "lazy": True},
+    })  # fmt: skip
+    if years is not None:
+        ds = ds.sel(time=slice(f"{years[0]}-01-01", f"{years[1]}-12-31"))
+    return ds
+
+
+def datacube_main(args: argparse.Namespace) -> None:
+    """``--mode datacube``: see the module doc."""
+    from lpqlc.publish.datacube import open_datacube
+    from lpqlc.publish.refresh import refresh_catalog
+    from lpqlc.quarter import Quarter
+
+    sizes = [int(n) for n in args.quarters.split(",")]
+    local, folder, state = _start_stack()
+    try:
+        for n in sizes:
+            first = Quarter(2000, 1)
+            quarters = [first + i for i in range(n)]
+            cfg = _config(state.bucket, f"cube-{n}", state.s3_endpoint, str(first), str(quarters[-1]))
+            _seed_archive(cfg, quarters)
+            refresh_catalog(cfg, ("landcover",))
+            parquet = _parquet_refs(cfg, "lpqlc-landcover", 10.0, args.record_size)
+            index = f"{cfg.publish_url}/lpqlc-landcover/datacube-10m.json"
+            last = quarters[-1].year
+            for label, years in (("1 year", (last, last)), ("all years", None)):
+                for fmt in ("per-year JSON", "parquet"):
+                    o, r = Counter(), Counter()
+                    with o.counting():
+                        t0 = time.perf_counter()
+                        ds = (open_datacube(index, cfg.store, years=years) if fmt == "per-year JSON"
+                              else _open_parquet(parquet, cfg.store, years))  # fmt: skip
+                        t_open = time.perf_counter() - t0
+                    with r.counting():
+                        t0 = time.perf_counter()
+                        px = ds["landcover"][:, 0, 0].values
+                        t_read = time.perf_counter() - t0
+                    print(f"{n:3d} quarters, {label:9s}, {fmt:13s}: open {t_open:6.2f} s, {o.requests:3d} requests, "
+                          f"{o.bytes_read / 1e3:7.1f} kB | first read of {px.size:3d} time steps {t_read:6.2f} s, "
+                          f"{r.requests:3d} requests, {r.bytes_read / 1e3:7.1f} kB", flush=True)  # fmt: skip
+    finally:
+        _stop_stack(local, folder)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs: "
+          "absolute times are disturbed, request and byte counts are exact)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("catalog", "pipeline"), default="catalog")
+    ap.add_argument("--mode", choices=("catalog", "datacube", "pipeline"), default="catalog")
+    ap.add_argument("--record-size", type=int, default=10_000, help="parquet references per record file")
     ap.add_argument("--quarters", default="16,32,64,100")
     ap.add_argument("--start", default="2020Q1")
     ap.add_argument("--end", default="2021Q4")
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    (catalog_main if args.mode == "catalog" else pipeline_main)(args)
+    {"catalog": catalog_main, "datacube": datacube_main, "pipeline": pipeline_main}[args.mode](args)
 
 
 def _model(path: Path) -> str:

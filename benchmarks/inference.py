@@ -78,7 +78,7 @@ def main() -> None:
 
     def ours() -> np.ndarray:
         arr = classify_array(da.from_array(img, chunks=(5, args.chunk, args.chunk), name=False), url=url,
-                             endpoint_url=None, classes=classes, tile=args.tile, overlap=args.overlap, batch=args.batch)  # fmt: skip
+                             store=None, classes=classes, tile=args.tile, overlap=args.overlap, batch=args.batch)  # fmt: skip
         with dask.config.set(scheduler="threads", num_workers=1):
             return arr.compute()[0]
 

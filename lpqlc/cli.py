@@ -177,6 +177,7 @@ def sample_archive(
 ) -> None:
     """Generate the deterministic offline sample archive (COGs + static STAC catalog + truth maps)."""
     from lpqlc.sample.archive import SampleSpec, generate
+    from lpqlc.storage import Store
 
     try:
         spec = SampleSpec(seed=seed, size=size, start=Quarter.parse(start), end=Quarter.parse(end), flavour=flavour)
@@ -187,7 +188,7 @@ def sample_archive(
         archive = generate(
             out_url,
             spec,
-            endpoint_url=endpoint_url,
+            store=Store.from_settings(endpoint_url),
             stac_api=stac_api,
             workers=workers,
             import_xrspatial=import_xrspatial,
@@ -308,7 +309,7 @@ def evaluate_cmd(
     for era, e in rep.per_era.items():  # per sensor era (pixel size in metres)
         out.print(f"{era} m era: OA {e['overall'].oa:.4f}  Kappa {e['overall'].kappa:.4f}  FWIoU {e['overall'].fwiou:.4f}  flip rate {e['flip_rate_unchanged']:.4f}")
     if report:
-        write_report(rep, report, cfg.storage.endpoint_url)
+        write_report(rep, report, cfg.store)
         out.print(f"report: {report}", soft_wrap=True)
 
 
@@ -436,8 +437,9 @@ def datacube_cmd(
 ) -> None:
     """Open a product's kerchunk datacube lazily and print it, with the lines that open it in Python."""
     from lpqlc.publish.datacube import open_datacube, parse_years
+    from lpqlc.storage import Store
 
-    ds = open_datacube(url, endpoint_url, years=parse_years(years))
+    ds = open_datacube(url, Store.from_settings(endpoint_url), years=parse_years(years))
     out.print(str(ds), markup=False, highlight=False, soft_wrap=True)
     out.print("open it in Python:", soft_wrap=True)
     out.print(f"  from lpqlc.publish.datacube import open_datacube; ds = open_datacube({url!r})", soft_wrap=True,

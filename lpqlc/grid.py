@@ -26,7 +26,7 @@ def load_aoi(cfg: PipelineConfig) -> geom.Geometry:
     assert aoi.geojson is not None
     loc = parse_storage_url(aoi.geojson, what="aoi.geojson")
     try:
-        with open_filesystem(loc, cfg.storage.endpoint_url).open(loc.root, "r") as fh:
+        with open_filesystem(loc, cfg.store).open(loc.root, "r") as fh:
             doc = json.load(fh)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"aoi.geojson {aoi.geojson}: cannot read GeoJSON: {exc}") from None

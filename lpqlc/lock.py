@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 
 from lpqlc.config import PipelineConfig
 from lpqlc.errors import LpqlcError
-from lpqlc.storage import create_exclusive, read_versioned, remove, replace_if_match
+from lpqlc.storage import Store, create_exclusive, read_versioned, remove, replace_if_match
 
 __all__ = ["Lease", "LockHeldError", "run_lock", "lock_url", "acquire", "release", "publish_lock", "command_line"]
 
@@ -107,7 +107,7 @@ def lock_url(publish_url: str) -> str:
     return f"{publish_url.rstrip('/')}/_lock.json"
 
 
-def acquire(url: str, command: str, timeout: float, endpoint: str | None = None) -> tuple[Lease, str]:
+def acquire(url: str, command: str, timeout: float, store: Store | None = None) -> tuple[Lease, str]:
     """Take the lease at ``url`` (see the module doc); returns it and its version tag.
 
     Raises :class:`LockHeldError` when a live run holds it (heartbeat younger than ``timeout`` seconds).
@@ -115,13 +115,13 @@ def acquire(url: str, command: str, timeout: float, endpoint: str | None = None)
     ts = _now()
     mine = Lease(uuid.uuid4().hex, socket.gethostname(), os.getpid(), command, ts, ts)
     for _ in range(5):  # a lease released or taken over between our reads: look again
-        if create_exclusive(url, mine.to_bytes(), endpoint):
-            got = read_versioned(url, endpoint)
+        if create_exclusive(url, mine.to_bytes(), store):
+            got = read_versioned(url, store)
             if got is not None and Lease.from_bytes(got[0], url).run_id == mine.run_id:
                 log.info("run lock %s taken (run %s)", url, mine.run_id)
                 return mine, got[1]
             continue
-        got = read_versioned(url, endpoint)
+        got = read_versioned(url, store)
         if got is None:
             continue
         holder = Lease.from_bytes(got[0], url)
@@ -135,18 +135,18 @@ def acquire(url: str, command: str, timeout: float, endpoint: str | None = None)
                 f"{_span(beat)} ago; try again when it has finished (a lease is taken over after "
                 f"{_span(timeout)} without a heartbeat)"
             )
-        if replace_if_match(url, mine.to_bytes(), got[1], endpoint):
+        if replace_if_match(url, mine.to_bytes(), got[1], store):
             log.warning("run lock %s: took over the stale lease of run %s (%r on %s pid %d, started %s, no heartbeat "
                         "for %s)", url, holder.run_id, holder.command, holder.host, holder.pid, holder.started, _span(beat))  # fmt: skip
-            now = read_versioned(url, endpoint)
+            now = read_versioned(url, store)
             if now is not None and Lease.from_bytes(now[0], url).run_id == mine.run_id:
                 return mine, now[1]
     raise LockHeldError(f"could not take the lock {url}: other runs keep changing it")
 
 
-def release(url: str, lease: Lease, endpoint: str | None = None) -> None:
+def release(url: str, lease: Lease, store: Store | None = None) -> None:
     """Delete the lease if it is still ``lease`` (a run that lost it to a takeover leaves it alone)."""
-    got = read_versioned(url, endpoint)
+    got = read_versioned(url, store)
     if got is None:
         log.warning("run lock %s was gone before run %s released it", url, lease.run_id)
         return
@@ -154,16 +154,16 @@ def release(url: str, lease: Lease, endpoint: str | None = None) -> None:
     if holder.run_id != lease.run_id:
         log.warning("run lock %s: run %s lost its lease to run %s; not deleting it", url, lease.run_id, holder.run_id)
         return
-    remove(url, endpoint)
+    remove(url, store)
     log.info("run lock %s released (run %s)", url, lease.run_id)
 
 
 class _Heartbeat(threading.Thread):
     """Renews the lease every ``period`` seconds while the run goes on."""
 
-    def __init__(self, url: str, lease: Lease, tag: str, period: float, endpoint: str | None):
+    def __init__(self, url: str, lease: Lease, tag: str, period: float, store: Store | None):
         super().__init__(name="lpqlc-lock-heartbeat", daemon=True)
-        self.url, self.lease, self.tag, self.period, self.endpoint = url, lease, tag, period, endpoint
+        self.url, self.lease, self.tag, self.period, self.store = url, lease, tag, period, store
         self.stopped = threading.Event()
         self.lost = False
 
@@ -171,11 +171,11 @@ class _Heartbeat(threading.Thread):
         while not self.stopped.wait(self.period):
             beat = Lease(**{**asdict(self.lease), "heartbeat": _now()})
             try:
-                if not replace_if_match(self.url, beat.to_bytes(), self.tag, self.endpoint):
+                if not replace_if_match(self.url, beat.to_bytes(), self.tag, self.store):
                     self.lost = True
                     log.error("run lock %s: the lease of run %s was taken over by another run", self.url, self.lease.run_id)
                     return
-                got = read_versioned(self.url, self.endpoint)
+                got = read_versioned(self.url, self.store)
                 if got is None:
                     self.lost = True
                     return
@@ -185,22 +185,22 @@ class _Heartbeat(threading.Thread):
 
 
 @contextmanager
-def run_lock(publish_url: str, command: str, timeout: float, endpoint: str | None = None) -> Iterator[Lease]:
+def run_lock(publish_url: str, command: str, timeout: float, store: Store | None = None) -> Iterator[Lease]:
     """Hold the lease of ``publish_url`` for the block (acquire, heartbeat, release; module doc).
 
     ``command`` names the run in the message another run gets; ``timeout`` (seconds) is how long a
     lease may go without a heartbeat before it counts as stale and is taken over.
     """
     url = lock_url(publish_url)
-    lease, tag = acquire(url, command, timeout, endpoint)
-    beat = _Heartbeat(url, lease, tag, max(0.5, timeout / 3), endpoint)
+    lease, tag = acquire(url, command, timeout, store)
+    beat = _Heartbeat(url, lease, tag, max(0.5, timeout / 3), store)
     beat.start()
     try:
         yield lease
     finally:
         beat.stopped.set()
         beat.join(timeout=30)
-        release(url, lease, endpoint)
+        release(url, lease, store)
 
 
 def command_line() -> str:
@@ -210,4 +210,4 @@ def command_line() -> str:
 
 def publish_lock(cfg: PipelineConfig, what: str) -> AbstractContextManager[Lease]:
     """:func:`run_lock` of ``cfg.publish_url`` with ``publish.lock_timeout``; ``what`` names the run."""
-    return run_lock(cfg.publish_url, f"{what}: {command_line()}", cfg.publish.lock_timeout, cfg.storage.endpoint_url)
+    return run_lock(cfg.publish_url, f"{what}: {command_line()}", cfg.publish.lock_timeout, cfg.store)

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from lpqlc.config import PipelineConfig
@@ -51,6 +52,9 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
     catalog: Any = None
     outputs: dict[str, str] = field(default_factory=dict)
+    #: Quarters whose sources this run searched (composited now, not reused), and when it began (ISO UTC).
+    searched: list[Quarter] = field(default_factory=list)
+    started: str = ""
 
     def count(self, outcomes: Sequence[Any]) -> None:
         for o in outcomes:
@@ -111,15 +115,19 @@ def run_pipeline(
         from lpqlc.plan import log_plan
 
         log_plan(cfg, sorted(quarters or cfg.quarters))
+    from lpqlc.update import record_run
+
     with publish_lock(cfg, "run"):  # one writer per publish URL (lpqlc/lock.py)
+        summary.started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with timed(summary, "composite"):
             ok = composite_quarters(cfg, sorted(quarters or cfg.quarters), summary, client=client, progress=progress)
-        if not ok:
-            return summary
-        summary.quarters = ok
-        with timed(summary, "classify + refine"):
-            run_classify(cfg, model, ok, dirs["classify"], composites=dirs["composites"], client=client, progress=progress)
-        return publish_chain(cfg, summary, ident, ok, ok, ok, client=client, progress=progress)
+        if ok:
+            summary.quarters = ok
+            with timed(summary, "classify + refine"):
+                run_classify(cfg, model, ok, dirs["classify"], composites=dirs["composites"], client=client, progress=progress)
+            summary = publish_chain(cfg, summary, ident, ok, ok, ok, client=client, progress=progress)
+        record_run(cfg, summary)  # the update state: the first `lpqlc update` need not search every quarter
+        return summary
 
 
 def start_run(cfg: PipelineConfig, model: str | None) -> tuple[str, dict[str, str], RunSummary]:
@@ -131,7 +139,7 @@ def start_run(cfg: PipelineConfig, model: str | None) -> tuple[str, dict[str, st
     if not model:
         raise ConfigError("no land-cover model: set model.checkpoint in the config or pass --model "
                           "(make one with `lpqlc train`)")  # fmt: skip
-    ident = model_identity(model, cfg.storage.endpoint_url)
+    ident = model_identity(model, cfg.store)
     dirs = work_dirs(cfg)
     return model, ident, RunSummary(outputs={**dirs, "catalog": f"{cfg.publish_url.rstrip('/')}/catalog.json"})
 
@@ -180,8 +188,9 @@ def composite_quarters(cfg: PipelineConfig, quarters: Sequence[Quarter], summary
     ok: list[Quarter] = []
     for i, q in enumerate(quarters):
         try:
-            if force or not exists(f"{comp}/{q}/composite.json", cfg.storage.endpoint_url):
+            if force or not exists(f"{comp}/{q}/composite.json", cfg.store):
                 run_composite(cfg, q, comp, client=client, progress=_sub(progress, f"composite {q} ({i + 1}/{len(quarters)})"))
+                summary.searched.append(q)
             done = composite_summary(cfg, comp, q)
             for item, why in (done.get("unreadable") or {}).items():
                 summary.warnings.append(f"{q}: source item {item} left out, {why}")

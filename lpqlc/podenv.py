@@ -10,7 +10,7 @@ from typing import Any
 
 from lpqlc.config import PipelineConfig
 from lpqlc.quarter import quarter_range
-from lpqlc.storage import gdal_env
+from lpqlc.storage import Store
 
 __all__ = ["CLUSTER_NAME", "CONFIG_DIR", "CONFIG_PATH", "CONFIG_VOLUME", "REQUIRED_SECRET_KEYS",
            "SCHEDULER_HTTP_ROUTES", "scheduler_address", "container_env", "env_from", "config_mount",
@@ -79,10 +79,10 @@ def container_env(cfg: PipelineConfig, *, role: str) -> list[dict[str, Any]]:
         for key in REQUIRED_SECRET_KEYS
     ]
     plain: dict[str, str] = {"LPQLC_CONFIG": CONFIG_PATH}
-    endpoint = cfg.storage.endpoint_url
-    if endpoint:  # never from the renderer's own environment
+    endpoint = cfg.storage.endpoint_url  # the config's, never from the renderer's own environment
+    if endpoint:
         plain["AWS_ENDPOINT_URL"] = endpoint
-        plain.update(gdal_env(endpoint))
+    plain.update(Store(endpoint, gdal=dict(cfg.storage.gdal)).gdal_env())
     plain.update(_GDAL)
     if reads_requester_pays(cfg):
         plain["AWS_REQUEST_PAYER"] = "requester"

@@ -104,11 +104,11 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
     import pandas as pd
     from matplotlib.colors import ListedColormap
 
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     root = cfg.publish_url.rstrip("/")
     res = resolution or min(r.resolution for r in cfg.grid.resolutions
-                            if exists(f"{root}/{collection_id(cfg, 'landcover')}/{datacube_name(r.resolution)}", endpoint))  # fmt: skip
-    lc_ds = open_datacube(f"{root}/{collection_id(cfg, 'landcover')}/{datacube_name(res)}", endpoint)
+                            if exists(f"{root}/{collection_id(cfg, 'landcover')}/{datacube_name(r.resolution)}", store))  # fmt: skip
+    lc_ds = open_datacube(f"{root}/{collection_id(cfg, 'landcover')}/{datacube_name(res)}", store)
     lc = lc_ds["landcover"]
     classes = cfg.science.landcover.classes
     colours = cfg.science.landcover.colours
@@ -117,12 +117,12 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
     rep = Report(markdown=f"{out}/report.md")
 
     def save_png(fig: Any, name: str) -> str:
-        rep.files.append(write_png(fig, f"{out}/{name}", endpoint))
+        rep.files.append(write_png(fig, f"{out}/{name}", store))
         return name
 
     def save_csv(table: Any, name: str) -> str:
         url = f"{out}/{name}"
-        write_bytes(url, table.to_csv(float_format="%.6g").encode(), endpoint)
+        write_bytes(url, table.to_csv(float_format="%.6g").encode(), store)
         rep.files.append(url)
         return name
 
@@ -134,7 +134,7 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
         "first": display_image(lc.isel(time=0)).data, "last": display_image(lc.isel(time=-1)).data,
     }  # fmt: skip
     ero_url = f"{root}/{collection_id(cfg, 'erosion-annual')}/{datacube_name(res)}"
-    ds = open_datacube(ero_url, endpoint) if exists(ero_url, endpoint) else None
+    ds = open_datacube(ero_url, store) if exists(ero_url, store) else None
     g = cfg.science.rusle.grades
     if ds is not None:
         lazy["sum"], lazy["n"] = finite_sum_count(ds["erosion"])
@@ -210,7 +210,7 @@ def make_report(cfg: PipelineConfig, out: str, *, resolution: float | None = Non
     from lpqlc.analysis.report import report_section  # issue 18: the analyses' section, when they have run
 
     md += report_section(cfg)
-    write_bytes(rep.markdown, "\n".join(md).encode("utf-8"), endpoint)
+    write_bytes(rep.markdown, "\n".join(md).encode("utf-8"), store)
     return rep
 
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lpqlc.composite.run import item_stamp, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
 from lpqlc.pipeline import RunSummary, composite_quarters, publish_chain, start_run, timed, work_dirs
@@ -36,8 +35,10 @@ from lpqlc.publish.collections import collection_id
 from lpqlc.publish.items import Period, item_id
 from lpqlc.quarter import Quarter
 from lpqlc.storage import exists, write_bytes
+from lpqlc.tiling import item_stamp, tile_id
 
-__all__ = ["QuarterState", "UpdatePlan", "plan_update", "run_update", "record_state", "record_empty", "read_state", "changed_since"]
+__all__ = ["QuarterState", "UpdatePlan", "plan_update", "run_update", "record_state", "record_empty", "read_state", "changed_since",
+           "record_run"]
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def _published(cfg: PipelineConfig, grid: OutputGrid, quarter: Quarter) -> dict[
     cid = collection_id(cfg, "landcover-confidence")
     index, _ = next(iter(grid.iter_tiles(quarter)))
     return read_item(item_url(cfg.publish_url, cid, item_id(cid, Period.of(quarter), tile_id(index))),
-                     cfg.storage.endpoint_url)  # fmt: skip
+                     cfg.store)  # fmt: skip
 
 
 def state_url(cfg: PipelineConfig) -> str:
@@ -104,7 +105,7 @@ def state_url(cfg: PipelineConfig) -> str:
 
 def read_state(cfg: PipelineConfig) -> dict[str, Any] | None:
     """The last update's record (None before the first update)."""
-    doc = read_item(state_url(cfg), cfg.storage.endpoint_url)  # a JSON document, read the same way
+    doc = read_item(state_url(cfg), cfg.store)  # a JSON document, read the same way
     return doc
 
 
@@ -246,7 +247,33 @@ def record_state(cfg: PipelineConfig, plan: UpdatePlan, done: Sequence[Quarter] 
         else:
             quarters[str(s.quarter)] = "published"
     doc = {"searched_at": plan.started, "how": plan.how, "quarters": dict(sorted(quarters.items()))}
-    write_bytes(state_url(cfg), to_json(doc), cfg.storage.endpoint_url)
+    write_bytes(state_url(cfg), to_json(doc), cfg.store)
+
+
+def record_run(cfg: PipelineConfig, summary: RunSummary) -> None:
+    """After ``lpqlc run`` (under its lock): record in ``_update.json`` the quarters whose sources the run
+    searched (``summary.searched``: composited now, not reused) as ``published`` or ``no imagery``, so
+    the first ``lpqlc update`` asks the STAC API only for what changed since instead of searching every
+    quarter. ``searched_at`` is when the run began, or the earlier record's time when there is one (the
+    quarters the run did not search may have changed since then). A quarter that failed anywhere, or
+    whose composite was reused (searched at some unknown earlier time), is left out: the next update
+    searches it in full."""
+    failed = {f.what.split(" ")[0] for f in summary.failures}
+    old = read_state(cfg) or {}
+    quarters: dict[str, str] = dict(old.get("quarters", {}))
+    skipped = {q for q, why in summary.skipped if why == "no source imagery"}
+    for q in summary.searched:
+        if str(q) in failed:
+            quarters.pop(str(q), None)
+        elif str(q) in skipped:
+            quarters[str(q)] = "no imagery"
+        elif q in summary.quarters:
+            quarters[str(q)] = "published"
+    if not quarters:
+        return
+    since = min(t for t in (old.get("searched_at"), summary.started) if t)
+    doc = {"searched_at": since, "how": old.get("how", "lpqlc run"), "quarters": dict(sorted(quarters.items()))}
+    write_bytes(state_url(cfg), to_json(doc), cfg.store)
 
 
 def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = None, client: Any = None,
@@ -262,7 +289,7 @@ def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = Non
     model, ident, summary = start_run(cfg, model)
     with publish_lock(cfg, "update"):  # one writer per publish URL (lpqlc/lock.py)
         dirs = work_dirs(cfg)
-        endpoint = cfg.storage.endpoint_url
+        store = cfg.store
         with timed(summary, "composite"):
             ok = composite_quarters(cfg, plan.process, summary, client=client, progress=progress, force=True)
         failed = set(plan.process) - set(ok)
@@ -271,7 +298,7 @@ def run_update(cfg: PipelineConfig, plan: UpdatePlan, *, model: str | None = Non
         # a published quarter whose raw prediction is gone from the working folder is classified again
         grid = OutputGrid.from_config(cfg)
         first_tile = {q: tile_id(next(iter(grid.iter_tiles(q)))[0]) for q in context}
-        missing = [q for q in context if q not in ok and not exists(f"{dirs['classify']}/raw/{q}/{first_tile[q]}/class.tif", endpoint)]
+        missing = [q for q in context if q not in ok and not exists(f"{dirs['classify']}/raw/{q}/{first_tile[q]}/class.tif", store)]
         summary.quarters = sorted(set(ok))
         with timed(summary, "classify + refine"):
             if ok or missing:

@@ -19,6 +19,7 @@ from lpqlc.sample.archive import SampleArchive, SampleSpec, generate
 from lpqlc.sample.schedule import SampleSchedule
 from lpqlc.sample.world import WorldSpec
 from lpqlc.stack import LocalStack, StackState
+from lpqlc.storage import Store
 
 #: Small but telling: Landsat 7 (SLC-off), 8 and 9, Sentinel-2 A/B across the 2022-01-25 baseline change,
 #: some Sentinel-2 acquisitions also served reprocessed (a newer ``_1_L2A`` item).
@@ -94,7 +95,7 @@ def s3_archive(stack: StackState) -> SampleArchive:
     return generate(
         f"s3://{stack.bucket}/sample",
         SMALL,
-        endpoint_url=stack.s3_endpoint,
+        store=Store.from_settings(stack.s3_endpoint),
         stac_api=stack.stac_api,
         import_xrspatial=True,
     )

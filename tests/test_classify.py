@@ -55,7 +55,7 @@ def _image(h: int = 150, w: int = 130) -> np.ndarray:
 # ------------------------------------------------------------------------------ chunking invariance
 def test_labels_do_not_depend_on_chunking(model_url: str) -> None:
     img = _image()
-    kw: dict[str, Any] = dict(url=model_url, endpoint_url=None, classes=CLASSES, tile=32, overlap=8, batch=3)
+    kw: dict[str, Any] = dict(url=model_url, store=None, classes=CLASSES, tile=32, overlap=8, batch=3)
     with dask.config.set(scheduler="threads"):
         a = classify_array(da.from_array(img, chunks=(5, 64, 64)), **kw).compute()
         b = classify_array(da.from_array(img, chunks=(5, 75, 130)), **kw).compute()
@@ -173,7 +173,7 @@ def test_model_loaded_once_per_worker_and_same_labels(model_url: str) -> None:
     from dask.distributed import Client, LocalCluster
 
     img = _image()
-    kw: dict[str, Any] = dict(url=model_url, endpoint_url=None, classes=CLASSES, tile=32, overlap=8, batch=4)
+    kw: dict[str, Any] = dict(url=model_url, store=None, classes=CLASSES, tile=32, overlap=8, batch=4)
     with dask.config.set(scheduler="threads"):
         local = classify_array(da.from_array(img, chunks=(5, 64, 64)), **kw).compute()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \

@@ -22,7 +22,7 @@ from lpqlc.sample.archive import SampleArchive
 from lpqlc.sample.realpixels import XRSPATIAL_ITEM_ID
 from lpqlc.stack import LocalStack, StackState
 from lpqlc.stack.process import free_ports
-from lpqlc.storage import gdal_env, parse_storage_url
+from lpqlc.storage import Store, gdal_env, parse_storage_url
 
 pytestmark = pytest.mark.stack
 
@@ -76,7 +76,7 @@ def test_ingest_is_idempotent(stack: StackState, s3_archive: SampleArchive) -> N
 
     from .conftest import SMALL
 
-    generate(f"s3://{stack.bucket}/sample", SMALL, endpoint_url=stack.s3_endpoint, stac_api=stack.stac_api)
+    generate(f"s3://{stack.bucket}/sample", SMALL, store=Store.from_settings(stack.s3_endpoint), stac_api=stack.stac_api)
     assert len(list(api.search(collections=["landsat-c2-l2"]).items())) == n
 
 
@@ -111,7 +111,7 @@ def test_static_catalog_on_s3_reads_back(stack: StackState, s3_archive: SampleAr
     from lpqlc.sources.static import search_static
 
     items = search_static(
-        s3_archive.catalog, ["landsat-c2-l2"], bbox=tuple(LOESS_BBOX), endpoint_url=stack.s3_endpoint
+        s3_archive.catalog, ["landsat-c2-l2"], bbox=tuple(LOESS_BBOX), store=Store.from_settings(stack.s3_endpoint)
     )
     assert sorted(i.id for i in items) == s3_archive.items["landsat-c2-l2"]
 

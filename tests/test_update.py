@@ -99,8 +99,12 @@ def test_update_processes_only_the_new_quarter_and_its_window(s2_collection: Any
     confidence_before = _raw(cfg, "lpqlc-landcover-confidence")
     lc_before = _item(cfg, "lpqlc-landcover", "2021Q4")
 
+    # `lpqlc run` left the update record: the first update asks for what changed since, not a full search
+    state = read_item(f"{cfg.publish_url}/_update.json", cfg.storage.endpoint_url)
+    assert state is not None and state["quarters"] == {"2021Q4": "published", "2022Q1": "no imagery"}, state
     nothing = _lpqlc("update", "--config", str(config), "--dry-run")
     assert nothing.returncode == 0 and "nothing to do" in nothing.stdout and "unchanged: 1 quarter(s)" in nothing.stdout
+    assert "full search" not in nothing.stdout and f"since {state['searched_at']}" in nothing.stdout, nothing.stdout
 
     # quarter N+1 lands in the source STAC API
     add([{**it, "collection": cid, "links": []} for it in s2_collection.items if it["properties"]["datetime"].startswith("2022")])

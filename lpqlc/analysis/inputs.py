@@ -69,7 +69,7 @@ class Cubes:
         from lpqlc.publish.datacube import datacube_name, open_datacube
 
         self.cfg = cfg
-        endpoint = cfg.storage.endpoint_url
+        store = cfg.store
         root = cfg.publish_url.rstrip("/")
 
         def url(key: str, res: float) -> str:
@@ -77,7 +77,7 @@ class Cubes:
 
         if resolution is None:
             have = [
-                r.resolution for r in cfg.grid.resolutions if exists(url("landcover", r.resolution), endpoint)
+                r.resolution for r in cfg.grid.resolutions if exists(url("landcover", r.resolution), store)
             ]
             if not have:
                 raise ConfigError(f"no published land-cover datacube under {root}: run `lpqlc run` first")
@@ -86,8 +86,8 @@ class Cubes:
         self.pixel_km2 = self.res * self.res / 1e6
         self.ds: dict[str, xr.Dataset] = {}
         for key in ("landcover", "erosion", "erosion-annual"):
-            if exists(url(key, self.res), endpoint):
-                self.ds[key] = open_datacube(url(key, self.res), endpoint)
+            if exists(url(key, self.res), store):
+                self.ds[key] = open_datacube(url(key, self.res), store)
         if "landcover" not in self.ds:
             raise ConfigError(f"no published land-cover datacube at {self.res:g} m under {root}")
         gt = [float(v) for v in self.ds["landcover"]["spatial_ref"].attrs["GeoTransform"].split()]

@@ -20,10 +20,10 @@ def report_section(cfg: PipelineConfig, out: str | None = None) -> list[str]:
     empty when they have not run."""
     out = (out or default_out(cfg)).rstrip("/")
     url = f"{out}/analysis.md"
-    endpoint = cfg.storage.endpoint_url
-    if not exists(url, endpoint):
+    store = cfg.store
+    if not exists(url, store):
         return []
-    text = read_bytes(url, endpoint).decode("utf-8")
+    text = read_bytes(url, store).decode("utf-8")
     ran = [h for h in re.findall(r"^## (.+)$", text, flags=re.M) if not h.endswith(": skipped")]
     skipped = re.findall(r"^## (\w+): skipped\n\n(.+)$", text, flags=re.M)
     lines = ["", "## Analyses (`lpqlc analyse`)", "", f"Full tables, figures and maps: [{url}]({url})", ""]

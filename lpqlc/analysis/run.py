@@ -71,6 +71,6 @@ def run_analyses(
         if progress is not None:
             progress("analyse", n, len(chosen))
     url = f"{out}/analysis.md"
-    write_bytes(url, "\n".join(res.markdown).encode("utf-8"), cfg.storage.endpoint_url)
+    write_bytes(url, "\n".join(res.markdown).encode("utf-8"), cfg.store)
     res.files.append(url)
     return res

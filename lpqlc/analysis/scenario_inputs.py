@@ -76,7 +76,7 @@ def baseline_landcover(
     ``template`` (``{quarter}``, optionally ``{tile}``) wins; else the published land-cover items of
     the quarter (one per tile); else the pipeline's refined maps ``<storage>/classify/refined``.
     """
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     tiles = [tile_id(i) for i, _ in OutputGrid.from_config(cfg).iter_tiles(quarter)]
     if template:
         if "{quarter}" not in template:
@@ -90,7 +90,7 @@ def baseline_landcover(
     for t in tiles:
         iid = item_id(cid, Period.of(quarter), t)
         url = item_url(root, cid, iid)
-        doc = read_item(url, endpoint)
+        doc = read_item(url, store)
         if doc is None or "landcover" not in doc.get("assets", {}):
             continue
         urls.append(asset_url(root, doc, "landcover"))
@@ -98,7 +98,7 @@ def baseline_landcover(
     if urls:
         return urls, ids, f"the published land cover {cid} {quarter} ({len(ids)} item(s))"
     refined = parse_storage_url(cfg.storage.url).join("classify", "refined", str(quarter))
-    found = [f"{refined}/{t}/class.tif" for t in tiles if exists(f"{refined}/{t}/class.tif", endpoint)]
+    found = [f"{refined}/{t}/class.tif" for t in tiles if exists(f"{refined}/{t}/class.tif", store)]
     if found:
         return found, [], f"the refined land cover under {refined}"
     raise ConfigError(
@@ -183,7 +183,7 @@ def _fvc(cfg: PipelineConfig, comp_dir: str, q: Quarter, gbox: GeoBox, like: xr.
         name=FVC,
         resampling="bilinear",
         chunks=cfg.grid.chunk_size,
-        endpoint_url=cfg.storage.endpoint_url,
+        store=cfg.store,
     )
 
 
@@ -201,8 +201,8 @@ def load_inputs(
     import odc.stac
 
     scfg = cfg.science.analysis.scenario
-    endpoint, chunk = cfg.storage.endpoint_url, cfg.grid.chunk_size
-    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
+    store, chunk = cfg.store, cfg.grid.chunk_size
+    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(store))
     grid = OutputGrid.from_config(cfg)
     quarters = [Quarter(quarter.year, n) for n in (1, 2, 3, 4)] if scfg.period == "year" else [quarter]
     res = {grid.grid.resolution_for(q) for q in quarters}
@@ -213,7 +213,7 @@ def load_inputs(
     gbox = grid.geobox(quarter)
     lc_urls, lc_ids, lc_source = baseline_landcover(cfg, quarter, landcover)
     lc_res = abs(
-        file_item(lc_urls[0], "landcover", endpoint).assets["landcover"].extra_fields["proj:transform"][0]
+        file_item(lc_urls[0], "landcover", store).assets["landcover"].extra_fields["proj:transform"][0]
     )
     lc = load_files(
         lc_urls,
@@ -221,13 +221,13 @@ def load_inputs(
         name="landcover",
         resampling="mode" if lc_res < gbox.resolution.x * 0.75 else "nearest",
         chunks=chunk,
-        endpoint_url=endpoint,
+        store=store,
     )
     static = static_layers(cfg, erosion, grid)
 
     def static_layer(name: str) -> xr.DataArray:
         return load_files(
-            static[name], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint
+            static[name], gbox, name=name, resampling="bilinear", chunks=chunk, store=store
         )
 
     k, ls, slope = static_layer("k"), static_layer("ls"), static_layer("slope")

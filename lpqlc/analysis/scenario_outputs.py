@@ -16,7 +16,7 @@ from lpqlc.publish.items import Period, item_id
 from lpqlc.publish.preview import mosaic_tiles, write_png
 from lpqlc.publish.products import ItemSpec, publish_items
 from lpqlc.publish.refresh import publish_analysis_collection
-from lpqlc.storage import exists, read_bytes
+from lpqlc.storage import Store, exists, read_bytes
 
 if TYPE_CHECKING:
     from lpqlc.analysis.scenario_inputs import ScenarioInputs
@@ -33,7 +33,7 @@ def _class_mosaic(
     urls: dict[tuple[int, int], str],
     shape: tuple[int, int],
     tile_size: int,
-    endpoint: str | None,
+    store: Store | None,
     max_px: int = 1200,
 ) -> np.ndarray:
     """(y, x) uint8 mosaic of class tiles, decimated by nearest (mosaic_tiles averages, which mixes codes)."""
@@ -44,7 +44,7 @@ def _class_mosaic(
     ny, nx = (int(np.ceil(s / step)) for s in shape)
     canvas = np.zeros((ny, nx), np.uint8)
     for (iy, ix), url in urls.items():
-        with MemoryFile(read_bytes(url, endpoint)) as mem, mem.open() as src:
+        with MemoryFile(read_bytes(url, store)) as mem, mem.open() as src:
             h, w = int(np.ceil(src.height / step)), int(np.ceil(src.width / step))
             data = src.read(1, out_shape=(h, w), resampling=Resampling.nearest)
         y0, x0 = iy * tile_size // step, ix * tile_size // step
@@ -60,7 +60,7 @@ def plots(run: ScenarioRun, cfg: PipelineConfig, grid: OutputGrid) -> list[str]:
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     q = run.quarter
     full = grid.geobox(q)
     index = [i for i, _ in grid.iter_tiles(q)]
@@ -75,8 +75,8 @@ def plots(run: ScenarioRun, cfg: PipelineConfig, grid: OutputGrid) -> list[str]:
     lut[codes] = np.arange(1, len(codes) + 1)
     cmap = ListedColormap(["#ffffff"] + [colours[c] for c in codes])
     a0, a1 = (
-        mosaic_tiles(urls("erosion_baseline"), full, ts, endpoint),
-        mosaic_tiles(urls("erosion"), full, ts, endpoint),
+        mosaic_tiles(urls("erosion_baseline"), full, ts, store),
+        mosaic_tiles(urls("erosion"), full, ts, store),
     )
     vmax = float(np.nanpercentile(a0, 98)) if np.isfinite(a0).any() else 1.0
     unit = "t/(hm²·a)" if run.period == "year" else "t/(hm²·q)"
@@ -86,7 +86,7 @@ def plots(run: ScenarioRun, cfg: PipelineConfig, grid: OutputGrid) -> list[str]:
         (axes[0, 1], "landcover", "Optimised land cover"),
     ):
         ax.imshow(
-            lut[_class_mosaic(urls(name), full.shape.yx, ts, endpoint)],
+            lut[_class_mosaic(urls(name), full.shape.yx, ts, store)],
             cmap=cmap,
             vmin=0,
             vmax=len(codes),
@@ -103,7 +103,7 @@ def plots(run: ScenarioRun, cfg: PipelineConfig, grid: OutputGrid) -> list[str]:
     fig.legend(
         handles, [classes[c] for c in codes], loc="upper center", ncol=len(codes), fontsize=7, frameon=False
     )
-    out = [write_png(fig, f"{run.prefix}/plots/maps.png", endpoint)]
+    out = [write_png(fig, f"{run.prefix}/plots/maps.png", store)]
     s = run.summary
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     x = np.arange(len(s))
@@ -113,7 +113,7 @@ def plots(run: ScenarioRun, cfg: PipelineConfig, grid: OutputGrid) -> list[str]:
     ax.set_ylabel(f"mean soil loss, {unit}")
     ax.set_title(f"Restoration scenario {q}: mean soil loss before and after", fontsize=10)
     ax.legend(fontsize=8)
-    out.append(write_png(fig, f"{run.prefix}/plots/erosion_by_subregion.png", endpoint))
+    out.append(write_png(fig, f"{run.prefix}/plots/erosion_by_subregion.png", store))
     return out
 
 
@@ -162,7 +162,7 @@ def publish_scenario(
     for a year, grade) with ``lpqlc:inputs`` naming the baseline land-cover and erosion items that exist;
     then write the collection and relink the root catalog. Returns the outcomes and the collection URL."""
 
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     root = cfg.publish_url.rstrip("/")
     s = cfg.science.analysis.scenario
     q = run.quarter
@@ -174,7 +174,7 @@ def publish_scenario(
     for t in run.tiles:
         lc_id, ero_id = item_id(lc_cid, Period.of(q), t), item_id(ero_cid, ero_period, t)
         inputs = tuple(
-            i for i, c in ((lc_id, lc_cid), (ero_id, ero_cid)) if exists(item_url(root, c, i), endpoint)
+            i for i, c in ((lc_id, lc_cid), (ero_id, ero_cid)) if exists(item_url(root, c, i), store)
         )
         sources = {k: f"{run.prefix}/{t}/{k}.tif" for k in ("landcover", "erosion", "erosion_baseline")}
         lc_src = lc_id if lc_id in inputs else inp.landcover_source

@@ -44,7 +44,7 @@ from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.collections import class_colours
 from lpqlc.quarter import Quarter
-from lpqlc.storage import parse_storage_url, write_bytes
+from lpqlc.storage import Store, parse_storage_url, write_bytes
 
 __all__ = ["ScenarioRun", "run_scenario"]
 
@@ -74,7 +74,7 @@ def _write_tile(
     gbox: GeoBox,
     prefix: str,
     tile: str,
-    endpoint: str | None,
+    store: Store | None,
     codes: list[int],
     n_regions: int,
     lc_colours: dict[int, str],
@@ -91,7 +91,7 @@ def _write_tile(
         write_bytes(
             f"{prefix}/{tile}/{name}.tif",
             cog_bytes(data, gbox.transform, crs, blocksize=blocksize, **kw),
-            endpoint,
+            store,
         )
 
     for name, lc in (("landcover", scen), ("baseline_landcover", base)):
@@ -132,7 +132,7 @@ def run_scenario(
     import pandas as pd
 
     scfg = cfg.science.analysis.scenario
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     root = parse_storage_url(cfg.storage.url, what="storage.url")
     prefix = (
         parse_storage_url(out, what="--out").url.rstrip("/") if out else root.join("scenario", str(quarter))
@@ -194,7 +194,7 @@ def run_scenario(
                 tile_gbox,
                 prefix,
                 tile_id(index),
-                endpoint,
+                store,
                 codes,
                 n_regions,
                 lc_colours,
@@ -245,12 +245,12 @@ def run_scenario(
         summary=summary,
         matrix=matrix,
     )
-    write_bytes(run.summary_csv, summary.to_csv(index=False, float_format="%.6g").encode(), endpoint)
-    write_bytes(run.matrix_csv, matrix.to_csv(float_format="%.6g").encode(), endpoint)
+    write_bytes(run.summary_csv, summary.to_csv(index=False, float_format="%.6g").encode(), store)
+    write_bytes(run.matrix_csv, matrix.to_csv(float_format="%.6g").encode(), store)
     from lpqlc.analysis.scenario_outputs import plots, publish_scenario, report_section
 
     run.plots = plots(run, cfg, grid)
-    write_bytes(run.report, report_section(run, cfg, inp).encode("utf-8"), endpoint)
+    write_bytes(run.report, report_section(run, cfg, inp).encode("utf-8"), store)
     if publish:
         run.items, run.collection = publish_scenario(run, cfg, inp, client=client, progress=progress)
     return run

@@ -48,7 +48,7 @@ class Analyses:
         self.codes = sorted(cfg.science.landcover.classes)
         self.names = [cfg.science.landcover.classes[c] for c in self.codes]
         self.colours = [cfg.science.landcover.colours[c] for c in self.codes]
-        self.endpoint = cfg.storage.endpoint_url
+        self.store = cfg.store
         self.regions, self.region_names = regions_raster(cfg, cubes)
         g = cfg.science.rusle.grades
         self.eroded_from = g.breaks[g.names.index(g.eroded_from) - 1] if g.names.index(g.eroded_from) else 0.0
@@ -56,7 +56,7 @@ class Analyses:
     # -- writers -------------------------------------------------------------------------------
     def csv(self, table: pd.DataFrame, name: str, title: str) -> None:
         url = f"{self.out}/{name}"
-        write_bytes(url, table.to_csv(index=False, float_format="%.6g").encode(), self.endpoint)
+        write_bytes(url, table.to_csv(index=False, float_format="%.6g").encode(), self.store)
         self.res.files.append(url)
         self.res.tables[name.removesuffix(".csv")] = table
         self.res.markdown.append(f"- {title}: [{name}]({name})")
@@ -66,7 +66,7 @@ class Analyses:
 
         from lpqlc.publish.preview import write_png
 
-        self.res.files.append(write_png(fig, f"{self.out}/{name}", self.endpoint))
+        self.res.files.append(write_png(fig, f"{self.out}/{name}", self.store))
         plt.close(fig)
         self.res.markdown.append(f"![{title}]({name})")
 
@@ -74,7 +74,7 @@ class Analyses:
         from lpqlc.publish.cog import cog_bytes
 
         blob = cog_bytes(data, gbox.transform, gbox.crs.to_wkt(), **kw)
-        write_bytes(f"{self.out}/{name}", blob, self.endpoint)
+        write_bytes(f"{self.out}/{name}", blob, self.store)
         self.res.files.append(f"{self.out}/{name}")
         return blob
 
@@ -278,7 +278,7 @@ class Analyses:
                 blobs,
                 make,
                 inputs=inputs,  # type: ignore[arg-type]
-                endpoint=self.endpoint,
+                store=self.store,
                 superseded=self.cfg.publish.superseded,
             )
             self.res.items.append(outcome.url)
@@ -480,7 +480,7 @@ class Analyses:
         if OutputGrid.from_config(self.cfg).grid.resolution_for(quarters[0]) != self.cubes.res:
             return f"{year} is not on the {self.cubes.res:g} m grid analysed"
         comp_dir = work_dirs(self.cfg)["composites"]
-        missing = [str(q) for q in quarters if not exists(f"{comp_dir}/{q}/composite.json", self.endpoint)]
+        missing = [str(q) for q in quarters if not exists(f"{comp_dir}/{q}/composite.json", self.store)]
         if missing:
             return (
                 f"no composites of {', '.join(missing)} under {comp_dir} (the control run reuses their FVC)"
@@ -490,14 +490,14 @@ class Analyses:
         cid = collection_id(self.cfg, "landcover")
         work = f"{self.out}/control"
         for tile, _, _ in tiles(self.cubes):
-            item = read_item(item_url(root, cid, item_id(cid, Period.of(cq), tile)), self.endpoint)
+            item = read_item(item_url(root, cid, item_id(cid, Period.of(cq), tile)), self.store)
             if item is None:
                 return f"land cover of {cq} tile {tile} is not published"
-            blob = read_bytes(asset_url(root, item, "landcover"), self.endpoint)
+            blob = read_bytes(asset_url(root, item, "landcover"), self.store)
             for q in quarters:  # rewritten only when changed: a rerun reuses the control's erosion units
                 url = f"{work}/landcover/{q}/{tile}.tif"
-                if not exists(url, self.endpoint) or read_bytes(url, self.endpoint) != blob:
-                    write_bytes(url, blob, self.endpoint)
+                if not exists(url, self.store) or read_bytes(url, self.store) != blob:
+                    write_bytes(url, blob, self.store)
         run = run_erosion(
             self.cfg,
             quarters,
@@ -556,7 +556,7 @@ class Analyses:
         from lpqlc.storage import read_bytes
 
         try:
-            ref = pd.read_csv(io.BytesIO(read_bytes(reference, self.endpoint)))
+            ref = pd.read_csv(io.BytesIO(read_bytes(reference, self.store)))
             table, mae = reference_comparison(ours, ref)
         except (ValueError, OSError) as exc:
             raise ConfigError(f"--reference {reference}: {exc}") from None

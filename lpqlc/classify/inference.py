@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from lpqlc.storage import Store
+
 __all__ = ["ModelPlugin", "get_model", "predict_blocks", "classify_array", "PLUGIN_NAME"]
 
 log = logging.getLogger(__name__)
@@ -31,11 +33,11 @@ _LOCAL: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
-def _load(url: str, endpoint: str | None, device: str | None) -> Any:
+def _load(url: str, store: Store | None, device: str | None) -> Any:
     from lpqlc.model.checkpoint import load_checkpoint
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    ck = load_checkpoint(url, endpoint, map_location=dev)
+    ck = load_checkpoint(url, store, map_location=dev)
     ck.model.to(dev).eval()
     return ck, dev
 
@@ -48,12 +50,12 @@ class ModelPlugin(WorkerPlugin):
 
     name = PLUGIN_NAME
 
-    def __init__(self, url: str, endpoint_url: str | None = None, device: str | None = None):
-        self.url, self.endpoint_url, self.device = url, endpoint_url, device
+    def __init__(self, url: str, store: Store | None = None, device: str | None = None):
+        self.url, self.store, self.device = url, store, device
         self.name = f"{PLUGIN_NAME}:{url}"
 
     def setup(self, worker: Any) -> None:
-        ck, dev = _load(self.url, self.endpoint_url, self.device)
+        ck, dev = _load(self.url, self.store, self.device)
         worker.lpqlc_models = {**getattr(worker, "lpqlc_models", {}), self.url: (ck, dev)}
         worker.lpqlc_model_loads = getattr(worker, "lpqlc_model_loads", 0) + 1
         log.info("worker %s loaded %s on %s", getattr(worker, "address", "?"), self.url, dev)
@@ -62,7 +64,7 @@ class ModelPlugin(WorkerPlugin):
         getattr(worker, "lpqlc_models", {}).pop(self.url, None)
 
 
-def get_model(url: str, endpoint_url: str | None = None) -> tuple[Any, torch.device]:
+def get_model(url: str, store: Store | None = None) -> tuple[Any, torch.device]:
     """The (checkpoint, device) for ``url``: the worker plugin's copy inside a Dask worker, else a
     process-wide cache (local schedulers load it once per process)."""
     try:
@@ -78,7 +80,7 @@ def get_model(url: str, endpoint_url: str | None = None) -> tuple[Any, torch.dev
         raise RuntimeError(f"worker {worker.address} has no model {url}: register ModelPlugin first")
     with _LOCK:
         if url not in _LOCAL:
-            _LOCAL[url] = _load(url, endpoint_url, None)
+            _LOCAL[url] = _load(url, store, None)
     return _LOCAL[url]  # type: ignore[no-any-return]
 
 
@@ -92,7 +94,7 @@ def _tile_origins(start: int, stop: int, tile: int, stride: int, overlap: int) -
 
 @torch.no_grad()
 def predict_blocks(block: np.ndarray, y0: int, x0: int, halo: int, out_shape: tuple[int, int], *, url: str,
-                   endpoint_url: str | None, tile: int, overlap: int, batch: int, classes: list[int],
+                   store: Store | None, tile: int, overlap: int, batch: int, classes: list[int],
                    probabilities: bool) -> np.ndarray:  # fmt: skip
     """Classify the interior of one haloed block.
 
@@ -100,7 +102,7 @@ def predict_blocks(block: np.ndarray, y0: int, x0: int, halo: int, out_shape: tu
     of its interior's first pixel. Returns (2 [+ classes], h, w) uint8: class code, confidence (max
     probability, 0–100 %) [, probabilities 0–100 %]. Pixels where every band is 0 get class 0.
     """
-    ck, dev = get_model(url, endpoint_url)
+    ck, dev = get_model(url, store)
     model = ck.model
     h, w = out_shape
     stride = tile - 2 * overlap
@@ -129,7 +131,7 @@ def predict_blocks(block: np.ndarray, y0: int, x0: int, halo: int, out_shape: tu
     return out
 
 
-def classify_array(image: da.Array, *, url: str, endpoint_url: str | None, classes: list[int], tile: int = 256,
+def classify_array(image: da.Array, *, url: str, store: Store | None, classes: list[int], tile: int = 256,
                    overlap: int = 32, batch: int = 8, probabilities: bool = False,
                    gpu: bool = False) -> da.Array:  # fmt: skip
     """Lazy (2 [+ C], y, x) uint8 class/confidence[/probabilities] of a normalised (bands, y, x) image.
@@ -145,7 +147,7 @@ def classify_array(image: da.Array, *, url: str, endpoint_url: str | None, class
     if h < tile or w < tile:
         # smaller than one window: pad with missing pixels (as the edge halo would) and crop back
         padded = da.pad(image, ((0, 0), (0, max(0, tile - h)), (0, max(0, tile - w))))
-        return classify_array(padded, url=url, endpoint_url=endpoint_url, classes=classes, tile=tile, overlap=overlap,
+        return classify_array(padded, url=url, store=store, classes=classes, tile=tile, overlap=overlap,
                               batch=batch, probabilities=probabilities, gpu=gpu)[:, :h, :w]  # fmt: skip
     halo = tile
     # Chunks: multiples of the stride, so no tile centre straddles two blocks (no tile runs twice),
@@ -163,7 +165,7 @@ def classify_array(image: da.Array, *, url: str, endpoint_url: str | None, class
         _, iy, ix = block_info[None]["chunk-location"]
         h, w = image.chunks[1][iy], image.chunks[2][ix]
         return predict_blocks(block, int(ystarts[iy]), int(xstarts[ix]), halo, (h, w), url=url,
-                              endpoint_url=endpoint_url, tile=tile, overlap=overlap, batch=batch,
+                              store=store, tile=tile, overlap=overlap, batch=batch,
                               classes=classes, probabilities=probabilities)  # fmt: skip
 
     with dask.annotate(resources={"GPU": 1}) if gpu else _nullcontext():

@@ -24,14 +24,15 @@ from lpqlc import __version__
 from lpqlc.classify.inference import ModelPlugin, classify_array
 from lpqlc.classify.temporal import refine_window
 from lpqlc.cluster import has_gpu_workers
-from lpqlc.composite.run import composite_layer, default_composites_dir, ensure_composites, tile_id
+from lpqlc.cog import cog_bytes
+from lpqlc.composite.run import ensure_composites
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
 from lpqlc.model.checkpoint import checkpoint_from_bytes
-from lpqlc.publish.cog import cog_bytes
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import load_files
-from lpqlc.storage import parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import Store, parse_storage_url, read_bytes, write_bytes
+from lpqlc.tiling import composite_layer, default_composites_dir, tile_id
 from lpqlc.units import Unit, marker_key, run_units, unit_key
 
 __all__ = ["ClassifyRun", "run_classify", "refine_quarters", "normalised_composite", "predict_quarter"]
@@ -71,24 +72,24 @@ def predict_quarter(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, ck: An
     k = ck.upsample_for(OutputGrid.from_config(cfg).grid.resolution_for(quarter))
     if k > 1:
         img = da.repeat(da.repeat(img, k, axis=1), k, axis=2)
-    pred = classify_array(img, url=model_url, endpoint_url=cfg.storage.endpoint_url, classes=ck.classes,
+    pred = classify_array(img, url=model_url, store=cfg.store, classes=ck.classes,
                           tile=cc.predict_tile, overlap=cc.predict_overlap, batch=cc.batch_size, gpu=gpu,
                           probabilities=probabilities)  # fmt: skip
     return pred[:, k // 2 :: k, k // 2 :: k] if k > 1 else pred
 
 
-def _write_tile(block: np.ndarray, names: list[str], gbox: Any, prefix: str, endpoint: str | None,
+def _write_tile(block: np.ndarray, names: list[str], gbox: Any, prefix: str, store: Store | None,
                 colours: dict[int, str], blocksize: int = 512) -> int:
     crs = gbox.crs.to_wkt()
     if len(block) > len(names):  # class probabilities follow: one multi-band COG, a band per class
         probs = block[len(names):].astype(np.uint8)
-        write_bytes(f"{prefix}/probabilities.tif", cog_bytes(probs, gbox.transform, crs, nodata=0, blocksize=blocksize), endpoint)
+        write_bytes(f"{prefix}/probabilities.tif", cog_bytes(probs, gbox.transform, crs, nodata=0, blocksize=blocksize), store)
     for i, name in enumerate(names):
         kw: dict[str, Any] = {"nodata": 0, "overview_resampling": "mode" if name == "class" else "average",
                               "blocksize": blocksize}
         if name == "class":
             kw["colormap"] = colours
-        write_bytes(f"{prefix}/{name}.tif", cog_bytes(block[i].astype(np.uint8), gbox.transform, crs, **kw), endpoint)
+        write_bytes(f"{prefix}/{name}.tif", cog_bytes(block[i].astype(np.uint8), gbox.transform, crs, **kw), store)
     return int(block.shape[-1] * block.shape[-2])
 
 
@@ -98,24 +99,24 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
     """Classify ``quarters`` and refine them temporally; writes under ``out`` (see the module doc).
     ``probabilities`` also writes ``raw/<quarter>/<tile>/probabilities.tif`` (a band per class, %);
     ``refine=False`` writes the raw predictions only (see :func:`refine_quarters`)."""
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     prefix = parse_storage_url(out, what="--out").url.rstrip("/")
     comp_dir = composites or default_composites_dir(cfg)
     quarters = sorted(quarters)
     ensure_composites(cfg, comp_dir, quarters, client)
-    blob = read_bytes(model_url, endpoint)
+    blob = read_bytes(model_url, store)
     ck = checkpoint_from_bytes(blob, model_url)  # metadata (bands, norm, classes); the workers load their own
     model_sum = hashlib.sha256(blob).hexdigest()
     gpu = has_gpu_workers(client)
     if client is not None:
-        client.register_plugin(ModelPlugin(model_url, endpoint))
+        client.register_plugin(ModelPlugin(model_url, store))
     cc = cfg.science.ccts
     colours = dict(cfg.science.landcover.colours)
     grid = OutputGrid.from_config(cfg)
     run = ClassifyRun(prefix=prefix, quarters=quarters, gpu=gpu)
     units = []
     for q in quarters:
-        comp_sum = hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", endpoint)).hexdigest()
+        comp_sum = hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", store)).hexdigest()
         pred = predict_quarter(cfg, comp_dir, q, ck, model_url, gpu=gpu, probabilities=probabilities)
         tiles = grid.tiles(q)
         run.tiles[str(q)] = []
@@ -125,9 +126,9 @@ def run_classify(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], o
             key = unit_key("classify", __version__, model_sum, comp_sum, cc.model_dump(mode="json"), probabilities,
                            cfg.grid.model_dump(mode="json"), tile_id(index))  # fmt: skip
             units.append(Unit(dask.delayed(_write_tile, pure=True)(
-                pred[:, ys, xs], ["class", "confidence"], tgbox, folder, endpoint, colours, cfg.grid.cog_blocksize), folder, key))  # fmt: skip
+                pred[:, ys, xs], ["class", "confidence"], tgbox, folder, store, colours, cfg.grid.cog_blocksize), folder, key))  # fmt: skip
             run.tiles[str(q)].append(tile_id(index))
-    run_units(units, client, "classify", endpoint=endpoint, progress=progress)
+    run_units(units, client, "classify", store=store, progress=progress)
     if refine:
         refine_quarters(cfg, prefix, quarters, quarters, client=client, progress=progress)
     return run
@@ -163,7 +164,7 @@ def refine_quarters(cfg: PipelineConfig, out: str, write: Sequence[Quarter], con
     labels of a coarser era (30 m Landsat) are mapped onto the nested finer pixels (nearest: each
     coarse pixel covers an exact block), those of a finer era are aggregated by mode (GDAL's ``mode``,
     nodata not voting); ties in time as :func:`temporal_mode`. Returns what was written."""
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     prefix = parse_storage_url(out, what="--out").url.rstrip("/")
     grid = OutputGrid.from_config(cfg)
     colours = dict(cfg.science.landcover.colours)
@@ -177,21 +178,26 @@ def refine_quarters(cfg: PipelineConfig, out: str, write: Sequence[Quarter], con
     units = []
     for res, idx in eras.items():
         gbox = grid.geobox(res)
+        half = window // 2
+        # the quarters some written quarter's window sees: only their raw tiles are opened (on the client,
+        # for their metadata) and read; the others of the context are never opened
+        needed = {qs[j] for i in idx for j in range(max(0, i - half), min(len(qs), i + half + 1))}
 
-        def layer(q: Quarter, res: float = res, gbox: Any = gbox) -> da.Array:
+        def layer(q: Quarter, res: float = res, gbox: Any = gbox, needed: set[Quarter] = needed) -> da.Array:
+            if q not in needed:  # outside every written quarter's window: a placeholder, never computed into
+                return da.zeros(tuple(gbox.shape), np.uint8, chunks=cfg.grid.chunk_size)  # a written tile
             own = grid.grid.resolution_for(q)
             urls = [f"{prefix}/raw/{q}/{tile_id(i)}/class.tif" for i, _ in grid.iter_tiles(q)]
             if own < res:  # finer era: mosaic on its own grid, then the mode of each nested block
                 k = round(res / own)
-                fine = load_files(urls, grid.geobox(own), name="class", chunks=cfg.grid.chunk_size * k, endpoint_url=endpoint)
+                fine = load_files(urls, grid.geobox(own), name="class", chunks=cfg.grid.chunk_size * k, store=store)
                 return block_mode(fine.data, k)
-            return load_files(urls, gbox, name="class", chunks=cfg.grid.chunk_size, endpoint_url=endpoint).data
+            return load_files(urls, gbox, name="class", chunks=cfg.grid.chunk_size, store=store).data
 
         raw = da.stack([layer(q) for q in qs])
         first, last = idx[0], idx[-1]
         refined = refine_window(raw, first, last, window)  # reads only the context the written quarters need
         tiles = grid.tiles(res)
-        half = window // 2
         raw_keys: dict[tuple[Quarter, str], str] = {}  # each raw marker is read once, not once per window
         for i in idx:
             q = qs[i]
@@ -206,12 +212,12 @@ def refine_quarters(cfg: PipelineConfig, out: str, write: Sequence[Quarter], con
                     same = grid.grid.resolution_for(w) == res
                     for wt in [t] if same else [tile_id(j) for j, _ in grid.iter_tiles(w)]:
                         if (w, wt) not in raw_keys:
-                            raw_keys[(w, wt)] = marker_key(f"{prefix}/raw/{w}/{wt}", endpoint)
+                            raw_keys[(w, wt)] = marker_key(f"{prefix}/raw/{w}/{wt}", store)
                         deps.append(raw_keys[(w, wt)])
                 key = unit_key("refine", __version__, window, str(q), [str(w) for w in span], deps)
                 folder = f"{prefix}/refined/{q}/{t}"
                 units.append(Unit(dask.delayed(_write_tile, pure=True)(
-                    refined[i - first : i - first + 1, ys, xs], ["class"], tgbox, folder, endpoint, colours,
+                    refined[i - first : i - first + 1, ys, xs], ["class"], tgbox, folder, store, colours,
                     cfg.grid.cog_blocksize), folder, key))  # fmt: skip
-    run_units(units, client, "refine", endpoint=endpoint, progress=progress)
+    run_units(units, client, "refine", store=store, progress=progress)
     return sorted(todo)

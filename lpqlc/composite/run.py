@@ -32,20 +32,27 @@ from odc.geo.geobox import GeoBox
 
 from lpqlc import __version__
 from lpqlc.cluster import compute_bounded
+from lpqlc.cog import cog_bytes
 from lpqlc.composite.build import COUNT, NDVI, build_composite, plan_slices
 from lpqlc.composite.normalise import BandSums, NormStats
 from lpqlc.composite.tile_task import portable_items, tile_block
 from lpqlc.composite.tiles import ItemIndex, TileSources, batched, tile_sources
 from lpqlc.composite.vegetation import ndvi_endmembers, ndvi_histogram
 from lpqlc.config import PipelineConfig
-from lpqlc.errors import LpqlcError
 from lpqlc.grid import OutputGrid
-from lpqlc.publish.cog import cog_bytes
-from lpqlc.publish.preview import mosaic_tiles, write_png
+from lpqlc.preview import mosaic_tiles, write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rules import SourceRule
 from lpqlc.sources.search import Dropped, SearchReport, SearchResult, search_quarter
-from lpqlc.storage import exists, gdal_env, parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import Store, exists, gdal_env, parse_storage_url, read_bytes, write_bytes
+from lpqlc.tiling import (
+    composite_layer,
+    composite_summary,
+    default_composites_dir,
+    item_stamp,
+    layer_urls,
+    tile_id,
+)
 from lpqlc.units import Unit, run_units, unit_key
 
 __all__ = [
@@ -77,7 +84,7 @@ MAX_UNREADABLE = 20
 TILE_BATCH = 32
 
 
-def unreadable_asset(exc: BaseException, items: list[Any], endpoint: str | None = None) -> tuple[str, str] | None:
+def unreadable_asset(exc: BaseException, items: list[Any], store: Store | None = None) -> tuple[str, str] | None:
     """The (item id, asset key) a read error comes from, or None when it cannot be pinned on one.
 
     A message naming a whole href settles it; GDAL often names only the file (``red.tif: …``), so the
@@ -95,7 +102,7 @@ def unreadable_asset(exc: BaseException, items: list[Any], endpoint: str | None 
             if href and href.rsplit("/", 1)[-1] in text:
                 named.append((it.id, key, href))
     failing = []
-    with rasterio.Env(**gdal_env(endpoint)):
+    with rasterio.Env(**gdal_env(store)):
         for item_id, key, href in named:
             try:
                 with rasterio.open(href):
@@ -116,7 +123,7 @@ def tile_graph(ts: TileSources, rule: SourceRule, cfg: PipelineConfig, names: li
     """One tile's lazy composite as a (layer, y, x) float32 Dask array over ``names``, and its time slices:
     the graph a tile task builds on its worker (:func:`lpqlc.composite.tile_task.tile_block`)."""
     comp = build_composite(list(ts.items), rule, cfg.science.composite, ts.gbox, cfg.grid.chunk_size,
-                           env=gdal_env(cfg.storage.endpoint_url))  # fmt: skip
+                           env=gdal_env(cfg.store))  # fmt: skip
     return da.stack([comp[n].data.astype(np.float32) for n in names]), int(comp.attrs["n_slices"])
 
 
@@ -153,11 +160,6 @@ def aoi_text(cfg: PipelineConfig) -> str:
     return f"{cfg.aoi.name} ({list(cfg.aoi.bbox) if cfg.aoi.bbox else cfg.aoi.geojson})"
 
 
-def tile_id(index: tuple[int, int]) -> str:
-    """Name of an output tile from its (row, column) index in the grid's tiling, e.g. ``x002y001``."""
-    return f"x{index[1]:03d}y{index[0]:03d}"
-
-
 @dataclass
 class CompositeRun:
     """What a composite run wrote."""
@@ -189,7 +191,7 @@ class _TileOut:
 
 
 def _write_tile(
-    block: np.ndarray, names: list[str], gbox: GeoBox, prefix: str, endpoint: str | None, bins: int,
+    block: np.ndarray, names: list[str], gbox: GeoBox, prefix: str, store: Store | None, bins: int,
     blocksize: int = 512,
 ) -> _TileOut:
     """Write one tile's layers as COGs (runs on a worker); return its NDVI histogram and band sums."""
@@ -201,7 +203,7 @@ def _write_tile(
             data, nodata, resampling = block[i].astype(np.float32), float("nan"), "average"
         blob = cog_bytes(data, gbox.transform, crs, nodata=nodata, overview_resampling=resampling,  # type: ignore[arg-type]
                          blocksize=blocksize)
-        write_bytes(f"{prefix}/{name}.tif", blob, endpoint)
+        write_bytes(f"{prefix}/{name}.tif", blob, store)
     bands = [n for n in names if n not in (COUNT, NDVI)]
     hist = ndvi_histogram(block[names.index(NDVI)], bins)
     return _TileOut(hist=np.asarray(hist), sums=BandSums.of({b: block[names.index(b)] for b in bands}))
@@ -210,27 +212,27 @@ def _write_tile(
 def _composite_tile(sources: tuple[str, ...], rule: SourceRule, cfg: PipelineConfig, gbox: GeoBox,
                     names: list[str], prefix: str) -> _TileOut:  # fmt: skip
     """A tile's whole unit on a worker: build and compute its composite, write its COGs."""
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     ccfg = cfg.science.composite
-    block = tile_block(sources, rule, ccfg, gbox, cfg.grid.chunk_size, names, gdal_env(endpoint))
-    return _write_tile(block, names, gbox, prefix, endpoint, ccfg.ndvi_histogram_bins, cfg.grid.cog_blocksize)
+    block = tile_block(sources, rule, ccfg, gbox, cfg.grid.chunk_size, names, gdal_env(store))
+    return _write_tile(block, names, gbox, prefix, store, ccfg.ndvi_histogram_bins, cfg.grid.cog_blocksize)
 
 
-def _read_cog(url: str, endpoint: str | None) -> np.ndarray:
+def _read_cog(url: str, store: Store | None) -> np.ndarray:
     from rasterio.io import MemoryFile
 
-    with MemoryFile(read_bytes(url, endpoint)) as mem, mem.open() as src:
+    with MemoryFile(read_bytes(url, store)) as mem, mem.open() as src:
         return np.asarray(src.read(1))
 
 
-def _write_fvc(prefix: str, gbox: GeoBox, endpoint: str | None, soil: float, veg: float,
+def _write_fvc(prefix: str, gbox: GeoBox, store: Store | None, soil: float, veg: float,
                blocksize: int = 512) -> None:  # fmt: skip
     """FVC of one tile from its NDVI COG (runs on a worker)."""
-    ndvi = _read_cog(f"{prefix}/{NDVI}.tif", endpoint)
+    ndvi = _read_cog(f"{prefix}/{NDVI}.tif", store)
     with np.errstate(invalid="ignore"):
         fvc = np.clip((ndvi - soil) / (veg - soil), 0.0, 1.0).astype(np.float32)
     blob = cog_bytes(fvc, gbox.transform, gbox.crs.to_wkt(), nodata=float("nan"), blocksize=blocksize)
-    write_bytes(f"{prefix}/{FVC}.tif", blob, endpoint)
+    write_bytes(f"{prefix}/{FVC}.tif", blob, store)
 
 
 def run_composite(
@@ -249,7 +251,7 @@ def run_composite(
     """
     import odc.stac
 
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     ccfg = cfg.science.composite
     root = parse_storage_url(out, what="--out")
     prefix = root.join(str(quarter))
@@ -257,7 +259,7 @@ def run_composite(
     grid = OutputGrid.from_config(cfg)
     tiles = list(grid.iter_tiles(quarter))
     # For graphs built here (tile_graph on the local scheduler); each tile task configures its own worker.
-    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
+    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(store))
     names = layer_names(cfg)
 
     if not result.items:
@@ -287,11 +289,11 @@ def run_composite(
                 tile_items[tid], tile_slices[tid] = len(ts.items), n_slices
                 units.append(unit)
             try:
-                outs += run_units(units, client, "composite", endpoint=endpoint, progress=tick,
+                outs += run_units(units, client, "composite", store=store, progress=tick,
                                   encode=_TileOut.to_json, decode=_TileOut.from_json)  # fmt: skip
                 break
             except Exception as exc:  # noqa: BLE001 — only a read error that names one of the items' assets is handled
-                culprit = unreadable_asset(exc, list(used.values()), endpoint)
+                culprit = unreadable_asset(exc, list(used.values()), store)
                 if culprit is None or len(unreadable) >= MAX_UNREADABLE:
                     raise
                 item_id, key = culprit
@@ -310,7 +312,7 @@ def run_composite(
         endmembers = ndvi_endmembers(cfg.science.fvc, hist)
         blocksize = cfg.grid.cog_blocksize
         fvc_tasks = [
-            dask.delayed(_write_fvc)(f"{prefix}/{tile_id(i)}", g, endpoint, *endmembers, blocksize)
+            dask.delayed(_write_fvc)(f"{prefix}/{tile_id(i)}", g, store, *endmembers, blocksize)
             for i, g in tiles
         ]
         compute_bounded(fvc_tasks, client, "fvc", progress)
@@ -320,12 +322,12 @@ def run_composite(
     stats: NormStats | None = None
     if all(sums.n.get(b, 0) >= 2 for b in ccfg.bands):
         stats = sums.stats(source=f"{quarter} composite, {len(tiles)} tiles")
-        write_bytes(f"{prefix}/norm_stats.json", stats.to_json(), endpoint)
+        write_bytes(f"{prefix}/norm_stats.json", stats.to_json(), store)
     run = CompositeRun(
         quarter=quarter, prefix=prefix, tiles=[tile_id(i) for i, _ in tiles], report=result.report,
         endmembers=endmembers, norm_stats=stats, quicklook=None, layers=names,
     )  # fmt: skip
-    run.quicklook = _quicklook(run, grid, tiles, endpoint)
+    run.quicklook = _quicklook(run, grid, tiles, store)
     summary = {
         "quarter": str(quarter),
         "sensor": result.rule.sensor,
@@ -343,12 +345,12 @@ def run_composite(
         "fvc_endmembers": {"ndvi_soil": endmembers[0], "ndvi_veg": endmembers[1]} if endmembers else None,
         "fvc_method": cfg.science.fvc.method,
     }
-    write_bytes(f"{prefix}/composite.json", (json.dumps(summary, indent=2) + "\n").encode(), endpoint)
+    write_bytes(f"{prefix}/composite.json", (json.dumps(summary, indent=2) + "\n").encode(), store)
     return run
 
 
 def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int, int], GeoBox]],
-               endpoint: str | None) -> str | None:  # fmt: skip
+               store: Store | None) -> str | None:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
@@ -360,7 +362,7 @@ def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int,
     full = grid.geobox(run.quarter)
     size = grid.grid.tile_size
     m = np.stack([
-        mosaic_tiles({i: run.layer_url(tile_id(i), layer) for i, _ in tiles}, full, size, endpoint) for layer in layers
+        mosaic_tiles({i: run.layer_url(tile_id(i), layer) for i, _ in tiles}, full, size, store) for layer in layers
     ])  # fmt: skip
     fig, axes = plt.subplots(1, 3 if FVC in layers else 2, figsize=(13, 4.6))
     rgb = np.clip(np.nan_to_num(np.moveaxis(m[:3], 0, -1)) / 0.3, 0, 1)
@@ -376,47 +378,14 @@ def _quicklook(run: CompositeRun, grid: OutputGrid, tiles: list[tuple[tuple[int,
         fig.colorbar(im, ax=axes[2], shrink=0.8)
     for ax in axes:
         ax.axis("off")
-    return write_png(fig, f"{run.prefix}/quicklook.png", endpoint)
-
-
-def item_stamp(item: Any) -> str:
-    """When a source item last changed: its ``updated``, else ``created``, else its datetime (ISO)."""
-    p = item.properties
-    return str(p.get("updated") or p.get("created") or p.get("datetime") or p.get("start_datetime") or "")
+    return write_png(fig, f"{run.prefix}/quicklook.png", store)
 
 
 # ------------------------------------------------------------------------- reading composites back
-def default_composites_dir(cfg: PipelineConfig) -> str:
-    """``<storage.url>/composites``: where the model jobs find (and make) composites by default."""
-    return f"{parse_storage_url(cfg.storage.url).url.rstrip('/')}/composites"
-
-
+# (tile_id, item_stamp, default_composites_dir, composite_summary, layer_urls, composite_layer: lpqlc/tiling.py)
 def ensure_composites(cfg: PipelineConfig, comp_dir: str, quarters: list[Quarter], client: Any = None) -> None:
     """Run the composite job for the quarters that have none under ``comp_dir``."""
     for q in quarters:
-        if not exists(f"{comp_dir}/{q}/composite.json", cfg.storage.endpoint_url):
+        if not exists(f"{comp_dir}/{q}/composite.json", cfg.store):
             log.info("%s: no composite under %s yet: making it", q, comp_dir)
             run_composite(cfg, q, comp_dir, client=client)
-
-
-def composite_summary(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> dict[str, Any]:
-    """The ``composite.json`` a composite run wrote for ``quarter`` (tiles, layers, search report…)."""
-    url = f"{comp_dir}/{quarter}/composite.json"
-    if not exists(url, cfg.storage.endpoint_url):
-        raise LpqlcError(f"no composite of {quarter} under {comp_dir}: run `lpqlc composite` first")
-    return json.loads(read_bytes(url, cfg.storage.endpoint_url))  # type: ignore[no-any-return]
-
-
-def layer_urls(comp_dir: str, quarter: Quarter, summary: dict[str, Any], layer: str) -> list[str]:
-    """The tile COGs of one layer of a quarter's composite."""
-    return [f"{comp_dir}/{quarter}/{t}/{layer}.tif" for t in summary["tiles"]]
-
-
-def composite_layer(cfg: PipelineConfig, comp_dir: str, quarter: Quarter, layer: str, *,
-                    resampling: str = "nearest", chunks: int = 1024) -> Any:  # fmt: skip
-    """Lazy (y, x) mosaic of one composite layer's tiles on the quarter's AOI grid."""
-    from lpqlc.sources.rasters import load_files
-
-    urls = layer_urls(comp_dir, quarter, composite_summary(cfg, comp_dir, quarter), layer)
-    gbox = OutputGrid.from_config(cfg).geobox(quarter)
-    return load_files(urls, gbox, name=layer, resampling=resampling, chunks=chunks, endpoint_url=cfg.storage.endpoint_url)

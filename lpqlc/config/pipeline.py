@@ -7,6 +7,8 @@ storage root, an external LS raster) are resolved against the file's folder.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import os
 from pathlib import Path
@@ -21,7 +23,7 @@ from lpqlc.config.base import Frozen, QuarterField
 from lpqlc.config.science import ScienceConfig
 from lpqlc.errors import ConfigError, StorageError
 from lpqlc.quarter import Quarter, quarter_range
-from lpqlc.storage import parse_storage_url
+from lpqlc.storage import Store, env_endpoint, parse_storage_url
 
 __all__ = [
     "AOIConfig",
@@ -236,16 +238,26 @@ class SourcesConfig(Frozen):
 
 
 class StorageConfig(Frozen):
-    """Where outputs go: a local path or ``s3://bucket/prefix``; credentials come from the environment."""
+    """Where outputs go: a local path or ``s3://bucket/prefix``; credentials come from the environment.
+
+    ``s3_options``: extra s3fs options (e.g. ``{"client_kwargs": {"region_name": "cn-north-1"}}``);
+    ``gdal``: extra GDAL configuration options for raster reads (e.g. ``GDAL_HTTP_MAX_RETRY``);
+    ``retry_seconds``: how long S3 calls retry transient failures (default ``LPQLC_S3_RETRY_SECONDS``
+    or 90 s). :attr:`store` is the :class:`~lpqlc.storage.Store` made from them."""
 
     url: str
     endpoint_url: str | None = None
+    s3_options: dict[str, Any] = Field(default_factory=dict)
+    gdal: dict[str, str] = Field(default_factory=dict)
+    retry_seconds: float | None = Field(None, gt=0)
 
     @model_validator(mode="before")
     @classmethod
     def _no_secrets(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            secret = [k for k in data if any(w in str(k).lower() for w in ("key", "secret", "token", "pass"))]
+            options = data.get("s3_options")
+            keys = [*data, *(options if isinstance(options, dict) else [])]
+            secret = [k for k in keys if any(w in str(k).lower() for w in ("key", "secret", "token", "pass"))]
             if secret:
                 raise ValueError(
                     f"credentials do not belong in the config ({', '.join(map(str, secret))}): "
@@ -255,6 +267,18 @@ class StorageConfig(Frozen):
 
     _url = field_validator("url")(_storage_url)
     _endpoint = field_validator("endpoint_url")(_http_url)
+
+    @property
+    def store(self) -> Store:
+        """The :class:`~lpqlc.storage.Store` of these settings (made once per settings and environment)."""
+        return _store(self.model_dump_json(), env_endpoint())
+
+
+@functools.lru_cache(maxsize=16)
+def _store(settings: str, env: str | None) -> Store:
+    doc = json.loads(settings)
+    return Store.from_settings(doc["endpoint_url"] or env, s3_options=doc["s3_options"], gdal=doc["gdal"],
+                               retry_seconds=doc["retry_seconds"])  # fmt: skip
 
 
 class WorkerGroupConfig(Frozen):
@@ -386,6 +410,11 @@ class PipelineConfig(Frozen):
     @property
     def quarters(self) -> list[Quarter]:
         return self.period.quarters
+
+    @property
+    def store(self) -> Store:
+        """The storage object every stage uses (:attr:`StorageConfig.store`)."""
+        return self.storage.store
 
     @property
     def publish_url(self) -> str:

@@ -35,7 +35,7 @@ from lpqlc.erosion.soil import k_factor
 from lpqlc.errors import SourceError
 from lpqlc.quarter import Quarter
 from lpqlc.sources.search import search_collection
-from lpqlc.storage import gdal_env
+from lpqlc.storage import Store, gdal_env
 
 __all__ = ["load_dem", "k_layer", "r_quarters", "r_quarter", "subregion_features"]
 
@@ -90,38 +90,38 @@ def k_layer(cfg: PipelineConfig, geobox: GeoBox) -> xr.DataArray:
     return k.odc.reproject(geobox, resampling="bilinear", dst_nodata=np.nan, chunks=(c, c)).rename("k")
 
 
-def _read_precip_window(href: str, endpoint: str | None, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+def _read_precip_window(href: str, store: Store | None, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
     """(days, y, x) float32 mm of one window of a year's daily file; its nodata becomes NaN."""
     from rasterio.windows import Window
 
     window = Window.from_slices(rows, cols)
-    with rasterio.Env(**gdal_env(endpoint)), rasterio.open(href) as src:
+    with rasterio.Env(**gdal_env(store)), rasterio.open(href) as src:
         data = src.read(window=window).astype(np.float32)
         if src.nodata is not None:
             data[data == src.nodata] = np.nan
     return data
 
 
-def _r_window(href: str, endpoint: str | None, year: int, rcfg: Any, rows: tuple[int, int],
+def _r_window(href: str, store: Store | None, year: int, rcfg: Any, rows: tuple[int, int],
               cols: tuple[int, int]) -> np.ndarray:  # fmt: skip
     """(4, y, x) quarterly R of one window of one year's daily precipitation file (one task)."""
-    daily = _read_precip_window(href, endpoint, rows, cols)
+    daily = _read_precip_window(href, store, rows, cols)
     times = pd.date_range(date(year, 1, 1), periods=daily.shape[0], freq="D")
     r = r_factor(xr.DataArray(daily, dims=("time", "y", "x"), coords={"time": times}), rcfg)
     return np.asarray(r.transpose("quarter", "y", "x").values, dtype=np.float32)
 
 
-def _total_window(href: str, endpoint: str | None, year: int, rcfg: Any, rows: tuple[int, int],
+def _total_window(href: str, store: Store | None, year: int, rcfg: Any, rows: tuple[int, int],
                   cols: tuple[int, int]) -> np.ndarray:  # fmt: skip
     """(1, y, x) annual precipitation total (mm) of one window; NaN where a day is missing."""
-    return _read_precip_window(href, endpoint, rows, cols).sum(axis=0, keepdims=True)
+    return _read_precip_window(href, store, rows, cols).sum(axis=0, keepdims=True)
 
 
-def _by_windows(fn: Any, href: str, endpoint: str | None, year: int, rcfg: Any, shape: tuple[int, int],
+def _by_windows(fn: Any, href: str, store: Store | None, year: int, rcfg: Any, shape: tuple[int, int],
                 depth: int) -> da.Array:  # fmt: skip
     """Lazy (depth, y, x) of ``fn`` over one year's daily file: one task per ``rcfg.window_px`` window."""
     w = int(rcfg.window_px)
-    blocks = [[da.from_delayed(dask.delayed(fn, pure=True)(href, endpoint, year, rcfg, (r0, min(r0 + w, shape[0])),
+    blocks = [[da.from_delayed(dask.delayed(fn, pure=True)(href, store, year, rcfg, (r0, min(r0 + w, shape[0])),
                                                            (c0, min(c0 + w, shape[1]))),
                                shape=(depth, min(w, shape[0] - r0), min(w, shape[1] - c0)), dtype=np.float32)
                for c0 in range(0, shape[1], w)] for r0 in range(0, shape[0], w)]  # fmt: skip
@@ -143,12 +143,12 @@ def _precip_years(cfg: PipelineConfig, years: list[int], fn: Any, depth: int,
         it = items[y]
         key = _single_asset(it, "data")
         href = it.assets[key].get_absolute_href() or it.assets[key].href
-        with rasterio.Env(**gdal_env(cfg.storage.endpoint_url)), rasterio.open(href) as src:
+        with rasterio.Env(**gdal_env(cfg.store)), rasterio.open(href) as src:
             shape, transform, crs, count = (src.height, src.width), src.transform, src.crs, src.count
         ndays = (date(y + 1, 1, 1) - date(y, 1, 1)).days
         if count != ndays:
             raise SourceError(f"precipitation item {it.id}: {count} bands, expected one per day ({ndays})")
-        arr = _by_windows(fn, href, cfg.storage.endpoint_url, y, cfg.science.rusle.r, shape, depth)
+        arr = _by_windows(fn, href, cfg.store, y, cfg.science.rusle.r, shape, depth)
         gbox = GeoBox(shape, transform, crs)
         crs0 = crs0 or gbox.crs
         band, values = labels(y)
@@ -201,7 +201,7 @@ def subregion_features(cfg: PipelineConfig) -> list[tuple[str, dict[str, Any]]]:
     for it in items:
         for asset in it.assets.values():
             href = asset.get_absolute_href() or asset.href
-            doc = json.loads(read_bytes(href, cfg.storage.endpoint_url))
+            doc = json.loads(read_bytes(href, cfg.store))
             for f in doc.get("features", []):
                 code = str(f.get("properties", {}).get("code") or f.get("id"))
                 out.append((code, f["geometry"]))

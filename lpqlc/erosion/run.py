@@ -53,7 +53,7 @@ from lpqlc.publish.collections import class_colours
 from lpqlc.publish.preview import write_png
 from lpqlc.quarter import Quarter
 from lpqlc.sources.rasters import file_item, load_files
-from lpqlc.storage import exists, gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import Store, exists, gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
 from lpqlc.units import Unit, marker_key, run_units, unit_key
 
 __all__ = ["ErosionRun", "run_erosion", "static_layers", "FACTORS"]
@@ -88,9 +88,9 @@ def _existing_fvc(cfg: PipelineConfig, comp_dir: str, quarter: Quarter) -> tuple
     """(FVC URLs, digest of composite.json) of a quarter whose composite exists already ([] and "" if
     none, or it has no FVC): neighbours for gap filling are used when present, never computed for it."""
     url = f"{comp_dir}/{quarter}/composite.json"
-    if not exists(url, cfg.storage.endpoint_url):
+    if not exists(url, cfg.store):
         return [], ""
-    digest = hashlib.sha256(read_bytes(url, cfg.storage.endpoint_url)).hexdigest()
+    digest = hashlib.sha256(read_bytes(url, cfg.store)).hexdigest()
     summary = composite_summary(cfg, comp_dir, quarter)
     return (layer_urls(comp_dir, quarter, summary, FVC) if FVC in summary["layers"] else []), digest
 
@@ -135,20 +135,20 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
                     neighbours: FVCNeighbours | None = None) -> dict[str, xr.DataArray]:  # fmt: skip
     """Lazy R, K, LS, C, P, A, the gap-filled FVC and its quality (lpqlc.erosion.gapfill) of a quarter on
     ``gbox``."""
-    endpoint, chunk, rusle = cfg.storage.endpoint_url, cfg.grid.chunk_size, cfg.science.rusle
+    store, chunk, rusle = cfg.store, cfg.grid.chunk_size, cfg.science.rusle
     lc_urls = landcover_urls(landcover, quarter, cfg)
-    lc_res = abs(file_item(lc_urls[0], "landcover", endpoint).assets["landcover"].extra_fields["proj:transform"][0])
+    lc_res = abs(file_item(lc_urls[0], "landcover", store).assets["landcover"].extra_fields["proj:transform"][0])
     lc_resampling = "mode" if lc_res < gbox.resolution.x * 0.75 else "nearest"
-    lc = load_files(lc_urls, gbox, name="landcover", resampling=lc_resampling, chunks=chunk, endpoint_url=endpoint)
+    lc = load_files(lc_urls, gbox, name="landcover", resampling=lc_resampling, chunks=chunk, store=store)
 
     def static_layer(name: str) -> xr.DataArray:
-        return load_files(static[name], gbox, name=name, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
+        return load_files(static[name], gbox, name=name, resampling="bilinear", chunks=chunk, store=store)
 
     k, ls, slope = static_layer("k"), static_layer("ls"), static_layer("slope")
     def fvc_of(urls: list[str]) -> xr.DataArray:
         if not urls:
             return xr.full_like(k, np.nan)
-        return load_files(urls, gbox, name=FVC, resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
+        return load_files(urls, gbox, name=FVC, resampling="bilinear", chunks=chunk, store=store)
 
     nb = neighbours or FVCNeighbours()
     fvc, quality = fill_fvc(
@@ -163,13 +163,13 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
     return {"erosion": a, "r": r, "k": k, "ls": ls, "c": c, "p": p, "landcover": lc, "fvc": fvc, "quality": quality}
 
 
-def _input_key(urls: list[str], tile: str, endpoint: str | None) -> str:
+def _input_key(urls: list[str], tile: str, store: Store | None) -> str:
     """What identifies a tile's land-cover input: the producing unit's key for a tiled map, else the
     single map's size and modification time."""
     tiled = [u for u in urls if f"/{tile}/" in u]
     if tiled:
-        return marker_key(tiled[0].rsplit("/", 1)[0], endpoint)
-    fs = open_filesystem(urls[0], endpoint)
+        return marker_key(tiled[0].rsplit("/", 1)[0], store)
+    fs = open_filesystem(urls[0], store)
     info = fs.info(parse_storage_url(urls[0]).url.split("://", 1)[-1])
     return f"{info.get('size')}@{info.get('mtime') or info.get('LastModified') or info.get('created')}"
 
@@ -193,7 +193,7 @@ def _subregion_raster(features: list[tuple[str, dict[str, Any]]], gbox: GeoBox) 
 
 
 def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: int | None, gbox: GeoBox,
-                     prefix: str, tile: str, endpoint: str | None, factors: bool,
+                     prefix: str, tile: str, store: Store | None, factors: bool,
                      features: list[tuple[str, dict[str, Any]]], grade_breaks: tuple[float, ...],
                      grade_colours: dict[int, str] | None = None, blocksize: int = 512,
                      quality_colours: dict[int, str] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -216,28 +216,28 @@ def _write_year_tile(arrays: dict[str, np.ndarray], quarters: list[str], year: i
     def write_quality(period: str, qa: np.ndarray) -> None:
         write_bytes(f"{prefix}/{period}/{tile}/quality.tif", cog_bytes(qa, gbox.transform, crs, nodata=NO_DATA,
                                                                       overview_resampling="mode", colormap=quality_colours,
-                                                                      blocksize=blocksize), endpoint)  # fmt: skip
+                                                                      blocksize=blocksize), store)  # fmt: skip
         stats[f"{period}|quality"] = np.bincount(qa.ravel(), minlength=len(QUALITY)).tolist()
 
     for q in quarters:
         a = arrays[f"{q}/erosion"]
         write_bytes(f"{prefix}/{q}/{tile}/erosion.tif", cog_bytes(a, gbox.transform, crs, nodata=float("nan"),
-                                                                 blocksize=blocksize), endpoint)  # fmt: skip
+                                                                 blocksize=blocksize), store)  # fmt: skip
         write_quality(q, np.asarray(arrays[f"{q}/quality"], np.uint8))
         if factors:
             for name in FACTORS:
                 blob = cog_bytes(arrays[f"{q}/{name}"].astype(np.float32), gbox.transform, crs, nodata=float("nan"),
                                  blocksize=blocksize)
-                write_bytes(f"{prefix}/{q}/{tile}/{name}.tif", blob, endpoint)
+                write_bytes(f"{prefix}/{q}/{tile}/{name}.tif", blob, store)
         accumulate(q, a, False)
     if year is not None:
         annual = np.sum([arrays[f"{q}/erosion"] for q in quarters], axis=0).astype(np.float32)
         grade = erosion_grade(xr.DataArray(annual)).values
         write_bytes(f"{prefix}/{year}/{tile}/erosion.tif", cog_bytes(annual, gbox.transform, crs, nodata=float("nan"),
-                                                                    blocksize=blocksize), endpoint)  # fmt: skip
+                                                                    blocksize=blocksize), store)  # fmt: skip
         write_bytes(f"{prefix}/{year}/{tile}/grade.tif", cog_bytes(grade, gbox.transform, crs, nodata=0,
                                                                   overview_resampling="mode", colormap=grade_colours,
-                                                                  blocksize=blocksize), endpoint)  # fmt: skip
+                                                                  blocksize=blocksize), store)  # fmt: skip
         write_quality(str(year), annual_quality([arrays[f"{q}/quality"] for q in quarters]))
         accumulate(str(year), annual, True)
     return stats
@@ -264,9 +264,9 @@ def run_erosion(
                           "e.g. truth/landcover/{quarter}.tif")
     import odc.stac
 
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     # captured into every odc-stac load task: the GDAL environment travels with the tasks
-    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(endpoint))
+    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(store))
     prefix = parse_storage_url(out, what="--out").url.rstrip("/")
     comp_dir = composites or f"{prefix}/composites"
     grid = OutputGrid.from_config(cfg)
@@ -297,7 +297,7 @@ def run_erosion(
         # a unit's inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify,
         # else the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
         lc_urls = [landcover_urls(landcover, q, cfg) for q in qs]
-        comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", endpoint)).hexdigest() for q in qs]
+        comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", store)).hexdigest() for q in qs]
         for index, tile_gbox in grid.iter_tiles(qs[0]):
             ys, xs = tiles.roi[index]
             arrays = {f"{q}/{name}": layers[q][name].isel(y=ys, x=xs).data
@@ -305,15 +305,15 @@ def run_erosion(
             t = tile_id(index)
             task = dask.delayed(_write_year_tile, pure=True)(
                 arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, t,
-                endpoint, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize, quality_colours,
+                store, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize, quality_colours,
             )  # fmt: skip
-            upstream = [_input_key(urls, t, endpoint) for urls in lc_urls]
+            upstream = [_input_key(urls, t, store) for urls in lc_urls]
             neighbour_digests = sorted({d for n in nbs.values() for d in n.digests})
             key = unit_key("erosion", __version__, [str(q) for q in qs], t, upstream, comps, neighbour_digests, settings)
             # the marker sits with the annual outputs, or (a partial year) with its last quarter's
             units.append(Unit(task, f"{prefix}/{year if len(qs) == 4 else qs[-1]}/{t}", key))
             keys.append((year, t))
-    results = run_units(units, client, "erosion", endpoint=endpoint, progress=progress)
+    results = run_units(units, client, "erosion", store=store, progress=progress)
     merged: dict[str, dict[str, Any]] = {}
     quality: dict[str, np.ndarray] = {}
     for stats in results:
@@ -336,7 +336,7 @@ def run_erosion(
             100.0 * quality[_period_key(r)][code] / max(1, quality[_period_key(r)][1:].sum())
             if r.subregion == "ALL" and _period_key(r) in quality else np.nan for r in table.itertuples()
         ]  # fmt: skip
-    write_bytes(csv_url, table.to_csv(index=False, float_format="%.6g").encode(), endpoint)
+    write_bytes(csv_url, table.to_csv(index=False, float_format="%.6g").encode(), store)
     run = ErosionRun(prefix=prefix, quarters=sorted(quarters), years=[y for y in years if sum(q.year == y for q in quarters) == 4],
                      summary_csv=csv_url, tiles=sorted({t for _, t in keys}))  # fmt: skip
     run.plots = _plots(run, table, grid, cfg)
@@ -389,11 +389,11 @@ def _plots(run: ErosionRun, table: Any, grid: OutputGrid, cfg: PipelineConfig) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     out: list[str] = []
 
     def save(fig: Any, name: str) -> None:
-        out.append(write_png(fig, f"{run.prefix}/plots/{name}.png", endpoint))
+        out.append(write_png(fig, f"{run.prefix}/plots/{name}.png", store))
 
     whole = table[table.subregion == "ALL"]
     annual = whole[whole.period == "annual"]
@@ -421,7 +421,7 @@ def _plots(run: ErosionRun, table: Any, grid: OutputGrid, cfg: PipelineConfig) -
     full = grid.geobox(q0)
     urls = [f"{run.prefix}/{period}/{tile_id(index)}/erosion.tif" for index, _ in grid.iter_tiles(q0)]
     # a display-sized view (every k-th pixel) read lazily from the tiles: nothing AOI-sized on the client
-    lazy = load_files(urls, full, name="erosion", chunks=cfg.grid.chunk_size, endpoint_url=endpoint)
+    lazy = load_files(urls, full, name="erosion", chunks=cfg.grid.chunk_size, store=store)
     m = np.asarray(display_image(lazy).values, np.float64)
     fig, ax = plt.subplots(figsize=(6, 5))
     vmax = float(np.nanpercentile(m, 98)) if np.isfinite(m).any() else 1.0

@@ -26,7 +26,7 @@ from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.sources.rasters import load_files
-from lpqlc.storage import write_bytes
+from lpqlc.storage import Store, write_bytes
 from lpqlc.units import Unit, run_units, unit_key
 
 __all__ = ["static_layers", "STATIC"]
@@ -36,24 +36,24 @@ log = logging.getLogger(__name__)
 STATIC = ("slope", "ls", "k")
 
 
-def _write_static_tile(layers: dict[str, np.ndarray], gbox: GeoBox, folder: str, endpoint: str | None,
+def _write_static_tile(layers: dict[str, np.ndarray], gbox: GeoBox, folder: str, store: Store | None,
                        blocksize: int) -> dict[str, int]:  # fmt: skip
     """Write one tile's static COGs; return its count of pixels with a valid slope (the DEM covers them)."""
     crs = gbox.crs.to_wkt()
     for name, arr in layers.items():
         blob = cog_bytes(np.asarray(arr, np.float32), gbox.transform, crs, nodata=float("nan"), blocksize=blocksize)
-        write_bytes(f"{folder}/{name}.tif", blob, endpoint)
+        write_bytes(f"{folder}/{name}.tif", blob, store)
     return {"dem_valid": int(np.isfinite(layers["slope"]).sum())}
 
 
 def _lazy_layers(cfg: PipelineConfig, g30: GeoBox) -> dict[str, xr.DataArray]:
     """Lazy slope (°), LS and K on ``g30`` (Dask-backed; nothing is read here)."""
-    endpoint, chunk = cfg.storage.endpoint_url, cfg.grid.chunk_size
+    store, chunk = cfg.store, cfg.grid.chunk_size
     dem = load_dem(cfg, g30)
     slope = slope_degrees(dem)
     lcfg = cfg.science.rusle.ls
     if lcfg.external:
-        ls = load_files([lcfg.external], g30, name="ls", resampling="bilinear", chunks=chunk, endpoint_url=endpoint)
+        ls = load_files([lcfg.external], g30, name="ls", resampling="bilinear", chunks=chunk, store=store)
     else:
         dx, dy = cell_size_m(dem)
         halo = ls_halo_px(float(np.sqrt(dx * dy).min()), lcfg)
@@ -70,7 +70,7 @@ def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid, client: Any =
     unchanged. LS comes from ``science.rusle.ls.external`` when set (reprojected bilinear onto the grid).
     Raises :class:`ConfigError` when the DEM covers none of the AOI.
     """
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     g30 = grid.geobox(float(cfg.grid.anchor))
     tiles = grid.tiles(float(cfg.grid.anchor))
     lazy = _lazy_layers(cfg, g30)
@@ -82,12 +82,12 @@ def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid, client: Any =
         t = tile_id(index)
         folder = f"{out}/static/{t}"
         arrays = {name: lazy[name].isel(y=ys, x=xs).data for name in STATIC}
-        task = dask.delayed(_write_static_tile, pure=True)(arrays, tile_gbox, folder, endpoint, cfg.grid.cog_blocksize)
+        task = dask.delayed(_write_static_tile, pure=True)(arrays, tile_gbox, folder, store, cfg.grid.cog_blocksize)
         units.append(Unit(task, folder, unit_key("erosion-static", __version__, t, settings)))
         for name in STATIC:
             urls[name].append(f"{folder}/{name}.tif")
     log.info("static layers: %d tile(s) of the %s m grid", len(units), cfg.grid.anchor)
-    results = run_units(units, client, "static layers", endpoint=endpoint)
+    results = run_units(units, client, "static layers", store=store)
     if not any(r["dem_valid"] for r in results):
         raise ConfigError(f"the DEM collection {cfg.sources.collections.dem!r} does not cover the AOI")
     return urls

@@ -12,7 +12,7 @@ import torch
 from lpqlc.composite.normalise import NormStats
 from lpqlc.errors import LpqlcError
 from lpqlc.model.hrformer import HRFormer, HRFormerConfig
-from lpqlc.storage import read_bytes, write_bytes
+from lpqlc.storage import Store, read_bytes, write_bytes
 
 __all__ = ["Checkpoint", "era_key", "save_checkpoint", "load_checkpoint", "checkpoint_from_bytes"]
 
@@ -67,7 +67,7 @@ def _norm_of(n: dict[str, Any]) -> NormStats:
     return NormStats(mean=n["mean"], std=n["std"], n=n["n"], source=n["source"])
 
 
-def save_checkpoint(ckpt: Checkpoint, url: str, endpoint_url: str | None = None) -> None:
+def save_checkpoint(ckpt: Checkpoint, url: str, store: Store | None = None) -> None:
     """Write ``ckpt`` to ``url`` (readers see the old file or the whole new one)."""
     doc = {
         "format": FORMAT,
@@ -82,12 +82,12 @@ def save_checkpoint(ckpt: Checkpoint, url: str, endpoint_url: str | None = None)
     }
     buf = io.BytesIO()
     torch.save(doc, buf)
-    write_bytes(url, buf.getvalue(), endpoint_url)
+    write_bytes(url, buf.getvalue(), store)
 
 
-def load_checkpoint(url: str, endpoint_url: str | None = None, map_location: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(url: str, store: Store | None = None, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
-    return checkpoint_from_bytes(read_bytes(url, endpoint_url), url, map_location)
+    return checkpoint_from_bytes(read_bytes(url, store), url, map_location)
 
 
 def checkpoint_from_bytes(blob: bytes, url: str, map_location: str | torch.device = "cpu") -> Checkpoint:

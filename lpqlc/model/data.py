@@ -160,7 +160,7 @@ def load_training_data(cfg: PipelineConfig, comp_dir: str, quarters: list[Quarte
                                      cc.tile_size, cfg.science.landcover.tiles_per_class, cc.seed,
                                      cfg.sources.collections.worldcover]).encode()).hexdigest()  # fmt: skip
     index = tile_index(labels, cc.tile_size, len(classes), cfg.science.landcover.tiles_per_class, cc.seed, index_url,
-                       key, cfg.storage.endpoint_url)  # fmt: skip
+                       key, cfg.store)  # fmt: skip
     return TrainingData(quarters=quarters, reader=WindowReader(images, labels, norms), labelled=labelled, classes=classes,
                         bands=bands, norm=era_norms[eras[labelled[0]]], index=index, era_norms=era_norms, eras=eras,
                         resolution=grid.resolution_for(label_q))  # fmt: skip

@@ -20,7 +20,7 @@ from lpqlc.model.evaluate import Accuracy, accuracy, confusion, flip_rate
 from lpqlc.model.train import TrainResult, train
 from lpqlc.quarter import Quarter, parse_quarters
 from lpqlc.sources.rasters import load_files
-from lpqlc.storage import parse_storage_url, read_bytes, write_bytes
+from lpqlc.storage import Store, parse_storage_url, read_bytes, write_bytes
 
 __all__ = ["training_quarters", "train_job", "EvalReport", "evaluate_job"]
 
@@ -79,12 +79,12 @@ def _in_quarter(time: str, q: Quarter) -> bool:
     return Quarter.of(d) == q
 
 
-def _points(url: str, endpoint: str | None) -> list[dict[str, str]]:
+def _points(url: str, store: Store | None) -> list[dict[str, str]]:
     """Reference points from CSV or (Geo)Parquet: columns x, y (lon/lat) — or a WKB point ``geometry``
     in EPSG:4326 — plus time (a quarter label or a date) and class (the class code)."""
     import pandas as pd
 
-    blob = read_bytes(url, endpoint)
+    blob = read_bytes(url, store)
     if url.endswith((".parquet", ".geoparquet")):
         table = pd.read_parquet(io.BytesIO(blob))
         if {"x", "y"} - set(table.columns) and "geometry" in table.columns:
@@ -112,10 +112,10 @@ def evaluate_job(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], *
     from lpqlc.classify.run import predict_quarter
     from lpqlc.cluster import has_gpu_workers
 
-    endpoint = cfg.storage.endpoint_url
-    ck = load_checkpoint(model_url, endpoint)
+    store = cfg.store
+    ck = load_checkpoint(model_url, store)
     if client is not None:
-        client.register_plugin(ModelPlugin(model_url, endpoint, device))
+        client.register_plugin(ModelPlugin(model_url, store, device))
     comp_dir = composites or default_composites_dir(cfg)
     ensure_composites(cfg, comp_dir, quarters, client)
     grid = OutputGrid.from_config(cfg)
@@ -124,7 +124,7 @@ def evaluate_job(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], *
     per_q: dict[str, float] = {}
     cms: dict[str, np.ndarray] = {}
     era_qs: dict[str, list[str]] = {}
-    pts = _points(points, endpoint) if points else []
+    pts = _points(points, store) if points else []
     for q in quarters:
         res = grid.grid.resolution_for(q)
         lazy = predict_quarter(cfg, comp_dir, q, ck, model_url, gpu=has_gpu_workers(client))[0]
@@ -132,7 +132,7 @@ def evaluate_job(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], *
         era = era_key(res)
         era_qs.setdefault(era, []).append(str(q))
         if truth is not None:
-            ref = load_files([truth.format(quarter=q)], gbox, name="truth", resampling="mode", endpoint_url=endpoint).values
+            ref = load_files([truth.format(quarter=q)], gbox, name="truth", resampling="mode", store=store).values
             pred = _compute(lazy, client)
             c = confusion(ref, pred, ck.classes)
             preds.setdefault(era, []).append(pred)
@@ -174,5 +174,5 @@ def _compute(x: Any, client: Any) -> np.ndarray:
     return np.asarray(client.compute(x).result() if client is not None else x.compute())
 
 
-def write_report(report: EvalReport, url: str, endpoint: str | None) -> None:
-    write_bytes(url, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), endpoint)
+def write_report(report: EvalReport, url: str, store: Store | None) -> None:
+    write_bytes(url, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), store)

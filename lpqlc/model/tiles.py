@@ -25,7 +25,7 @@ import numpy as np
 
 from lpqlc.errors import LpqlcError
 from lpqlc.model.losses import IGNORE
-from lpqlc.storage import exists, read_bytes, write_bytes
+from lpqlc.storage import Store, exists, read_bytes, write_bytes
 
 __all__ = ["TileIndex", "tile_histograms", "select_tiles", "tile_index", "WindowReader"]
 
@@ -92,11 +92,11 @@ def select_tiles(hist: np.ndarray, per_class: int, seed: int) -> tuple[list[tupl
 
 
 def tile_index(labels: da.Array, size: int, n_classes: int, per_class: int, seed: int, url: str | None,
-               key: str, endpoint: str | None = None) -> TileIndex:  # fmt: skip
+               key: str, store: Store | None = None) -> TileIndex:  # fmt: skip
     """The tile index at ``url`` when it was made from the same ``key`` (grid, tile size, labels, seed),
     else computed from ``labels`` and written there (``url`` None: not kept)."""
-    if url is not None and exists(url, endpoint):
-        idx = TileIndex.from_json(read_bytes(url, endpoint), url)
+    if url is not None and exists(url, store):
+        idx = TileIndex.from_json(read_bytes(url, store), url)
         if idx.key == key:
             log.info("tile index %s: %d tiles (reused)", url, len(idx.tiles))
             return idx
@@ -106,7 +106,7 @@ def tile_index(labels: da.Array, size: int, n_classes: int, per_class: int, seed
         raise LpqlcError("no training tile holds a labelled pixel: check the label source and the AOI")
     idx = TileIndex(size=size, tiles=tiles, by_class=by_class, key=key)
     if url is not None:
-        write_bytes(url, idx.to_json(), endpoint)
+        write_bytes(url, idx.to_json(), store)
     return idx
 
 

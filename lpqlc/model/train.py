@@ -37,7 +37,7 @@ from lpqlc.model.hrformer import HRFormer, hrformer_config
 from lpqlc.model.losses import IGNORE, info_nce, intra_loss, masked_consistency
 from lpqlc.model.perturb import Perturb, perturb
 from lpqlc.publish.preview import png_bytes
-from lpqlc.storage import exists, read_bytes, write_bytes
+from lpqlc.storage import Store, exists, read_bytes, write_bytes
 
 __all__ = ["STAGES", "TrainResult", "train", "pick_device"]
 
@@ -125,10 +125,10 @@ def _plot_losses(rows: list[dict[str, Any]]) -> bytes:
     return png_bytes(fig)
 
 
-def _read_losses(url: str, endpoint: str | None) -> list[dict[str, Any]]:
-    if not exists(url, endpoint):
+def _read_losses(url: str, store: Store | None) -> list[dict[str, Any]]:
+    if not exists(url, store):
         return []
-    rows = list(csv.DictReader(io.StringIO(read_bytes(url, endpoint).decode())))
+    rows = list(csv.DictReader(io.StringIO(read_bytes(url, store).decode())))
     return [{k: (v if k == "stage" else float(v)) for k, v in r.items() if v != ""} for r in rows]
 
 
@@ -146,27 +146,27 @@ def train(
     if bad:
         raise LpqlcError(f"unknown training stage(s) {bad}: choose from {list(STAGES)}")
     cc = cfg.science.ccts
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     dev = pick_device(device)
     _seed(cc.seed)
     model = HRFormer(hrformer_config(cc.size, in_channels=len(data.bands), num_classes=len(data.classes),
                                      window=cc.attention_window, mlp_ratio=cc.mlp_ratio))  # fmt: skip
     losses_url, plot_url = f"{out}/losses.csv", f"{out}/losses.png"
-    rows = _read_losses(losses_url, endpoint)
+    rows = _read_losses(losses_url, store)
     start_epoch: dict[str, int] = {}
     latest = f"{out}/latest.pt"
-    finished = [s for s in stages if exists(f"{out}/{s}.pt", endpoint)]
+    finished = [s for s in stages if exists(f"{out}/{s}.pt", store)]
     todo = [s for s in stages if s not in finished]
     resumed = False
-    if todo and exists(latest, endpoint):  # resume an interrupted stage from its last epoch
-        ck = load_checkpoint(latest, endpoint)
+    if todo and exists(latest, store):  # resume an interrupted stage from its last epoch
+        ck = load_checkpoint(latest, store)
         if ck.provenance.get("stage") == todo[0]:
             model.load_state_dict(ck.model.state_dict())
             start_epoch[todo[0]] = int(ck.provenance.get("epoch", -1)) + 1
             resumed = True
             log.info("resuming %s from epoch %d (%s)", todo[0], start_epoch[todo[0]], latest)
     if not resumed and finished:  # start from the last finished stage
-        model.load_state_dict(load_checkpoint(f"{out}/{finished[-1]}.pt", endpoint).model.state_dict())
+        model.load_state_dict(load_checkpoint(f"{out}/{finished[-1]}.pt", store).model.state_dict())
     rows = [r for r in rows if r["stage"] in finished or (r["stage"] in start_epoch and r["epoch"] < start_epoch[r["stage"]])]
     model.to(dev)
     sampler = Sampler(data, cc.tile_size, cc.seed)
@@ -208,11 +208,11 @@ def train(
             if progress:
                 progress(stage, epoch + 1, epochs, float(row["loss"]))
             ck = _checkpoint(model, data, cfg, stage, epoch, dev)
-            save_checkpoint(ck, latest, endpoint)
-            _write_logs(rows, losses_url, plot_url, endpoint)
+            save_checkpoint(ck, latest, store)
+            _write_logs(rows, losses_url, plot_url, store)
         ck = _checkpoint(model, data, cfg, stage, epochs - 1, dev)
-        save_checkpoint(ck, final, endpoint)
-        save_checkpoint(ck, latest, endpoint)
+        save_checkpoint(ck, final, store)
+        save_checkpoint(ck, latest, store)
         done_any = final
     if not done_any:
         raise LpqlcError("no stage was trained")
@@ -234,12 +234,12 @@ def _checkpoint(model: HRFormer, data: TrainingData, cfg: PipelineConfig, stage:
     )  # fmt: skip
 
 
-def _write_logs(rows: list[dict[str, Any]], csv_url: str, png_url: str, endpoint: str | None) -> None:
+def _write_logs(rows: list[dict[str, Any]], csv_url: str, png_url: str, store: Store | None) -> None:
     keys = ["stage", "epoch", "loss", "seg", "ic", "fp"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     w.writeheader()
     for r in rows:
         w.writerow({k: (int(r[k]) if k == "epoch" else r[k]) for k in keys if k in r})
-    write_bytes(csv_url, buf.getvalue().encode(), endpoint)
-    write_bytes(png_url, _plot_losses(rows), endpoint)
+    write_bytes(csv_url, buf.getvalue().encode(), store)
+    write_bytes(png_url, _plot_losses(rows), store)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from lpqlc.publish.items import LINEAGE_REL, CogInfo, cog_info, inputs_digest, multihash
-from lpqlc.storage import exists, list_files, read_bytes, remove, write_bytes
+from lpqlc.storage import Store, exists, list_files, read_bytes, remove, write_bytes
 
 __all__ = [
     "PublishOutcome",
@@ -64,11 +64,11 @@ def asset_url(root: str, item: Mapping[str, Any], key: str) -> str:
     return f"{item_url(root, item['collection'], item['id']).rsplit('/', 1)[0]}/{href.removeprefix('./')}"
 
 
-def read_item(url: str, endpoint: str | None) -> dict[str, Any] | None:
+def read_item(url: str, store: Store | None) -> dict[str, Any] | None:
     """The item JSON at ``url``, or None when there is none."""
-    if not exists(url, endpoint):
+    if not exists(url, store):
         return None
-    doc: dict[str, Any] = json.loads(read_bytes(url, endpoint))
+    doc: dict[str, Any] = json.loads(read_bytes(url, store))
     return doc
 
 
@@ -99,7 +99,7 @@ def publish_item(
     make_item: Callable[[int, Mapping[str, tuple[str, CogInfo]], datetime, datetime], dict[str, Any]],
     *,
     inputs: Sequence[str],
-    endpoint: str | None = None,
+    store: Store | None = None,
     superseded: Literal["keep", "delete"] = "keep",
     now: datetime | None = None,
 ) -> PublishOutcome:
@@ -112,7 +112,7 @@ def publish_item(
     is written.
     """
     url = item_url(root, collection, item_id)
-    old = read_item(url, endpoint)
+    old = read_item(url, store)
     if old is not None and _same_content(old, blobs, inputs):
         return PublishOutcome(item_id, "unchanged", int(old["properties"].get("version", "0")), url)
     infos = {k: cog_info(b, f"{collection}/{item_id} asset {k!r}") for k, b in blobs.items()}
@@ -122,18 +122,18 @@ def publish_item(
     version = old_version + 1
     folder = posixpath.dirname(url)
     for key, blob in blobs.items():
-        write_bytes(f"{folder}/v{version}/{key}.tif", blob, endpoint)
+        write_bytes(f"{folder}/v{version}/{key}.tif", blob, store)
     doc = make_item(version, {k: (f"./v{version}/{k}.tif", i) for k, i in infos.items()}, created, now)
-    write_bytes(f"{folder}/v{version}/lineage.json", to_json(lineage_document(doc, inputs)), endpoint)
+    write_bytes(f"{folder}/v{version}/lineage.json", to_json(lineage_document(doc, inputs)), store)
     doc["links"] = _item_links(collection, item_id) + [_lineage_link(f"./v{version}/lineage.json")]
     if old is not None and superseded == "keep":
         previous = _as_superseded(old, old_version)
-        write_bytes(f"{folder}/v{old_version}/{item_id}.json", to_json(previous), endpoint)
+        write_bytes(f"{folder}/v{old_version}/{item_id}.json", to_json(previous), store)
         doc["links"].append({"rel": "predecessor-version", "href": f"./v{old_version}/{item_id}.json",
                              "type": "application/geo+json", "title": f"version {old_version}"})  # fmt: skip
-    write_bytes(url, to_json(doc), endpoint)  # the commit point
+    write_bytes(url, to_json(doc), store)  # the commit point
     if old is not None and superseded == "delete":
-        remove(f"{folder}/v{old_version}", endpoint, recursive=True)
+        remove(f"{folder}/v{old_version}", store, recursive=True)
     log.debug("%s: published version %d", item_id, version)
     return PublishOutcome(item_id, "updated" if old else "new", version, url)
 
@@ -150,7 +150,7 @@ def lineage_document(item: Mapping[str, Any], inputs: Sequence[str]) -> dict[str
             "lpqlc:inputs_digest": inputs_digest(ids), "lpqlc:inputs": ids}  # fmt: skip
 
 
-def read_inputs(url: str, item: Mapping[str, Any], endpoint: str | None = None) -> list[str]:
+def read_inputs(url: str, item: Mapping[str, Any], store: Store | None = None) -> list[str]:
     """The input item ids of the item (whose JSON is at ``url``): from its lineage document, or from
     ``lpqlc:inputs`` for an item published before lineage documents."""
     link = next((k for k in item.get("links", []) if k.get("rel") == LINEAGE_REL), None)
@@ -161,7 +161,7 @@ def read_inputs(url: str, item: Mapping[str, Any], endpoint: str | None = None) 
     if "://" in url and "://" not in target:
         scheme, rest = url.split("://", 1)
         target = f"{scheme}://" + posixpath.normpath(posixpath.join(posixpath.dirname(rest), href))
-    return list(json.loads(read_bytes(target, endpoint))["lpqlc:inputs"])
+    return list(json.loads(read_bytes(target, store))["lpqlc:inputs"])
 
 
 def _lineage_link(href: str) -> dict[str, Any]:
@@ -199,18 +199,18 @@ def _as_superseded(old: Mapping[str, Any], version: int) -> dict[str, Any]:
     return doc  # type: ignore[no-any-return]
 
 
-def list_items(root: str, collection: str, endpoint: str | None = None) -> list[dict[str, Any]]:
+def list_items(root: str, collection: str, store: Store | None = None) -> list[dict[str, Any]]:
     """Every committed item of a collection, sorted by id (superseded versions are not listed)."""
     out = []
-    for url in list_files(f"{root.rstrip('/')}/{collection}", "*/*.json", endpoint):
+    for url in list_files(f"{root.rstrip('/')}/{collection}", "*/*.json", store):
         name = posixpath.basename(url)
         if posixpath.basename(posixpath.dirname(url)) + ".json" != name:
             continue
-        out.append(json.loads(read_bytes(url, endpoint)))
+        out.append(json.loads(read_bytes(url, store)))
     return sorted(out, key=lambda d: d["id"])
 
 
-def write_collection(root: str, doc: dict[str, Any], items: list[dict[str, Any]], endpoint: str | None = None) -> str:
+def write_collection(root: str, doc: dict[str, Any], items: list[dict[str, Any]], store: Store | None = None) -> str:
     """Write ``<root>/<collection>/collection.json`` linking ``items``; returns its URL."""
     cid = doc["id"]
     links = [
@@ -219,5 +219,5 @@ def write_collection(root: str, doc: dict[str, Any], items: list[dict[str, Any]]
     ]
     links += [{"rel": "item", "href": f"./{i['id']}/{i['id']}.json", "type": "application/geo+json"} for i in items]
     url = f"{root.rstrip('/')}/{cid}/collection.json"
-    write_bytes(url, to_json({**doc, "links": links}), endpoint)
+    write_bytes(url, to_json({**doc, "links": links}), store)
     return url

@@ -11,9 +11,11 @@ A product changes pixel size between eras (30 m Landsat, 10 m Sentinel-2), so th
 per resolution: ``<collection>/datacube-<res>m.json``. That file is a small index; the references are
 partitioned by year (``<collection>/datacube/<YYYY>-<res>m.json``), so an update rewrites only the
 years it touched and :func:`open_datacube` downloads only the years asked for, then concatenates them
-along ``time`` (lazily). Per-year kerchunk JSON was chosen over kerchunk's parquet references and
-VirtualiZarr by measurement (docs/performance.md): a year of references is small enough that JSON
-parses fastest, and the year is also the unit an update rewrites.
+along ``time`` (lazily). Per-year kerchunk JSON was kept over one kerchunk parquet reference store of
+the whole series by measurement (docs/performance.md; ``benchmarks/incremental.py --mode datacube``):
+opening a year is as cheap or cheaper (3 requests vs 8), the year is the unit an update rewrites
+(a parquet store cannot be appended to), and readers need no parquet engine; parquet would win for
+opening all years at once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lpqlc.errors import LpqlcError
-from lpqlc.storage import _endpoint, parse_storage_url, read_bytes
+from lpqlc.storage import Store, as_store, parse_storage_url, read_bytes
 
 __all__ = ["scan_cog", "build_references", "open_datacube", "register_codecs", "datacube_name", "partition_name",
            "parse_years"]
@@ -44,20 +46,16 @@ def register_codecs() -> None:
     imagecodecs.numcodecs.register_codecs(verbose=False)
 
 
-def _storage_options(url: str, endpoint: str | None) -> dict[str, Any]:
-    loc = parse_storage_url(url)
-    if loc.protocol != "s3":
-        return {}
-    ep = _endpoint(endpoint)
-    return {"endpoint_url": ep} if ep else {}
+def _storage_options(url: str, store: Store | None) -> dict[str, Any]:
+    return as_store(store).storage_options(url)
 
 
-def scan_cog(url: str, endpoint: str | None = None) -> dict[str, Any]:
+def scan_cog(url: str, store: Store | None = None) -> dict[str, Any]:
     """References of a COG's full-resolution level: ``.zarray`` (dict) and ``"i.j"`` → [url, offset, size]."""
     from kerchunk.tiff import tiff_to_zarr
 
     loc = parse_storage_url(url, what="COG URL")
-    refs = tiff_to_zarr(loc.url, remote_options=_storage_options(url, endpoint))
+    refs = tiff_to_zarr(loc.url, remote_options=_storage_options(url, store))
     level = "0/" if "0/.zarray" in refs else ""
     zarray = json.loads(refs[f"{level}.zarray"])
     chunks = {}
@@ -213,12 +211,12 @@ def _with_time_axis(filters: Any) -> Any:
     return out
 
 
-def _open_refs(refs: Mapping[str, Any], url: str, endpoint: str | None, chunks: Mapping[str, int] | None) -> Any:
+def _open_refs(refs: Mapping[str, Any], url: str, store: Store | None, chunks: Mapping[str, int] | None) -> Any:
     import xarray as xr
 
     some = next((v for k, v in refs["refs"].items() if isinstance(v, list)), None)
     remote = parse_storage_url(some[0]) if some else parse_storage_url(posixpath.dirname(url))
-    remote_options = {**_storage_options(remote.url, endpoint), "asynchronous": True}
+    remote_options = {**_storage_options(remote.url, store), "asynchronous": True}
     ds = xr.open_dataset(
         "reference://",
         engine="zarr",
@@ -239,7 +237,7 @@ def _join(base: str, href: str) -> str:
     return f"{posixpath.dirname(base.rstrip('/'))}/{posixpath.normpath(href)}"
 
 
-def open_datacube(url: str, endpoint: str | None = None, *, chunks: Mapping[str, int] | None = None,
+def open_datacube(url: str, store: Store | None = None, *, chunks: Mapping[str, int] | None = None,
                   years: tuple[int, int] | None = None) -> Any:  # fmt: skip
     """Open a datacube (local or ``s3://``) as a lazy, dask-backed ``xarray.Dataset`` (time, y, x).
 
@@ -251,12 +249,12 @@ def open_datacube(url: str, endpoint: str | None = None, *, chunks: Mapping[str,
     import xarray as xr
 
     register_codecs()
-    doc = json.loads(read_bytes(url, endpoint))
+    doc = json.loads(read_bytes(url, store))
     if "partitions" not in doc:
         if years is not None:
             raise LpqlcError(f"{url} is one reference file, not a datacube index: --years needs the index "
                              "(<collection>/datacube-<res>m.json)")  # fmt: skip
-        return _open_refs(doc, url, endpoint, chunks)
+        return _open_refs(doc, url, store, chunks)
     parts = {int(y): h for y, h in doc["partitions"].items()}
     first, last = years or (min(parts), max(parts))
     chosen = [parts[y] for y in sorted(parts) if first <= y <= last]
@@ -265,7 +263,7 @@ def open_datacube(url: str, endpoint: str | None = None, *, chunks: Mapping[str,
     sets = []
     for href in chosen:
         part = _join(url, href)
-        sets.append(_open_refs(json.loads(read_bytes(part, endpoint)), part, endpoint, chunks))
+        sets.append(_open_refs(json.loads(read_bytes(part, store)), part, store, chunks))
     if len(sets) == 1:
         return sets[0]
     first_ds = sets[0]

@@ -21,7 +21,6 @@ import dask
 
 from lpqlc import __version__
 from lpqlc.cluster import compute_bounded
-from lpqlc.composite.run import composite_summary, tile_id
 from lpqlc.config import PipelineConfig
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.catalog import PublishOutcome, publish_item
@@ -29,7 +28,8 @@ from lpqlc.publish.collections import collection_id, item_assets
 from lpqlc.publish.items import CogInfo, Period, build_item, item_id
 from lpqlc.publish.refresh import CatalogIndex, refresh_catalog
 from lpqlc.quarter import Quarter
-from lpqlc.storage import exists, read_bytes
+from lpqlc.storage import Store, exists, read_bytes
+from lpqlc.tiling import composite_summary, tile_id
 
 __all__ = ["ItemSpec", "publish_items", "landcover_specs", "erosion_specs", "refresh_catalog", "CatalogIndex",
            "software_versions"]  # fmt: skip
@@ -67,11 +67,11 @@ class ItemSpec:
 
 def _publish_one(spec: ItemSpec, cfg: PipelineConfig, root: str, software: dict[str, str]) -> PublishOutcome:
     """Runs on a worker: read the source COGs, publish them and the item."""
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     cid = collection_id(cfg, spec.product)
     period = Period(spec.period)
     gbox = dict(OutputGrid.from_config(cfg).iter_tiles(period.quarters[0]))[_tile_index(spec.tile)]
-    blobs = {k: read_bytes(u, endpoint) for k, u in spec.sources.items()}
+    blobs = {k: read_bytes(u, store) for k, u in spec.sources.items()}
     assets_tmpl = item_assets(cfg, spec.product)
 
     def make(version: int, assets: Mapping[str, tuple[str, CogInfo]], created: datetime, updated: datetime) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def _publish_one(spec: ItemSpec, cfg: PipelineConfig, root: str, software: dict[
                           item_assets=assets_tmpl, version=version, created=created, updated=updated,
                           lineage=spec.lineage, inputs=spec.inputs, software=software, extra=spec.extra)  # fmt: skip
 
-    return publish_item(root, cid, item_id(cid, period, spec.tile), blobs, make, inputs=spec.inputs, endpoint=endpoint,
+    return publish_item(root, cid, item_id(cid, period, spec.tile), blobs, make, inputs=spec.inputs, store=store,
                         superseded=cfg.publish.superseded)  # fmt: skip
 
 
@@ -208,12 +208,12 @@ def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters
     return specs
 
 
-def model_identity(url: str, endpoint: str | None) -> dict[str, str]:
+def model_identity(url: str, store: Store | None) -> dict[str, str]:
     """``lpqlc:model`` of the land-cover items: the checkpoint URL and its sha2-256 multihash."""
     from lpqlc.publish.items import multihash
 
-    if not exists(url, endpoint):
+    if not exists(url, store):
         from lpqlc.errors import ConfigError
 
         raise ConfigError(f"model checkpoint {url} does not exist: train one with `lpqlc train`")
-    return {"checkpoint": url, "checksum": multihash(read_bytes(url, endpoint))}
+    return {"checkpoint": url, "checksum": multihash(read_bytes(url, store))}

@@ -37,7 +37,7 @@ from lpqlc.config import PipelineConfig
 from lpqlc.publish.catalog import PublishOutcome, asset_url, item_url, list_items, to_json
 from lpqlc.publish.collections import PRODUCTS, collection_doc, collection_id, product
 from lpqlc.publish.datacube import build_references, datacube_name, partition_name
-from lpqlc.storage import exists, parse_storage_url, put_file, read_bytes, write_bytes
+from lpqlc.storage import Store, exists, parse_storage_url, put_file, read_bytes, write_bytes
 
 __all__ = ["CatalogIndex", "refresh_catalog", "item_year", "publish_analysis_collection"]
 
@@ -64,10 +64,10 @@ def item_year(item_id: str) -> int:
     return int(item_id.rsplit("-", 2)[1][:4])
 
 
-def _read_json(url: str, endpoint: str | None) -> dict[str, Any] | None:
-    if not exists(url, endpoint):
+def _read_json(url: str, store: Store | None) -> dict[str, Any] | None:
+    if not exists(url, store):
         return None
-    doc: dict[str, Any] = json.loads(read_bytes(url, endpoint))
+    doc: dict[str, Any] = json.loads(read_bytes(url, store))
     return doc
 
 
@@ -79,10 +79,10 @@ def _parallel(fn: Callable[[Any], Any], args: Sequence[Any]) -> list[Any]:
         return list(pool.map(fn, args))
 
 
-def _scan(url: str, endpoint: str | None) -> dict[str, Any]:
+def _scan(url: str, store: Store | None) -> dict[str, Any]:
     from lpqlc.publish.datacube import scan_cog
 
-    return scan_cog(url, endpoint)
+    return scan_cog(url, store)
 
 
 def _trim(item: Mapping[str, Any], assets: Sequence[str]) -> dict[str, Any]:
@@ -96,11 +96,11 @@ def _trim(item: Mapping[str, Any], assets: Sequence[str]) -> dict[str, Any]:
 class _Writer:
     """Writes documents and remembers what it wrote."""
 
-    def __init__(self, endpoint: str | None, index: CatalogIndex):
-        self.endpoint, self.index = endpoint, index
+    def __init__(self, store: Store | None, index: CatalogIndex):
+        self.store, self.index = store, index
 
     def json(self, url: str, doc: Mapping[str, Any]) -> str:
-        write_bytes(url, to_json(doc), self.endpoint)
+        write_bytes(url, to_json(doc), self.store)
         self.index.written.append(url)
         return url
 
@@ -110,20 +110,20 @@ class _Writer:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "items.parquet")
             to_parquet(parse_stac_items_to_arrow(items), path, collections={collection["id"]: collection})
-            put_file(path, url, self.endpoint)
+            put_file(path, url, self.store)
         self.index.written.append(url)
         return url
 
 
-def _read_geoparquet(url: str, endpoint: str | None) -> list[dict[str, Any]]:
-    if not exists(url, endpoint):
+def _read_geoparquet(url: str, store: Store | None) -> list[dict[str, Any]]:
+    if not exists(url, store):
         return []
     import io
 
     import pyarrow.parquet as pq
     from stac_geoparquet.arrow import stac_table_to_items
 
-    return list(stac_table_to_items(pq.read_table(io.BytesIO(read_bytes(url, endpoint)))))
+    return list(stac_table_to_items(pq.read_table(io.BytesIO(read_bytes(url, store)))))
 
 
 def _merge_extent(doc: dict[str, Any], old: Mapping[str, Any] | None) -> None:
@@ -147,25 +147,25 @@ def _refresh_collection(cfg: PipelineConfig, key: str, outcomes: Sequence[Publis
     from lpqlc.publish.stacapi import absolute_item
 
     root = cfg.publish_url.rstrip("/")
-    endpoint = cfg.storage.endpoint_url
+    store = cfg.store
     rootloc = parse_storage_url(root, what="publish.url")
     prod = product(key)
     cid = collection_id(cfg, key)
     base = f"{root}/{cid}"
-    old_coll = _read_json(f"{base}/collection.json", endpoint)
+    old_coll = _read_json(f"{base}/collection.json", store)
     layered = old_coll is not None and any(link.get("rel") == "child" for link in old_coll.get("links", []))
     rebuild = outcomes is None or not layered  # first publish, or storage of the one-document layout
     if rebuild:
-        items = list_items(root, cid, endpoint)
+        items = list_items(root, cid, store)
         year_docs: dict[int, dict[str, Any] | None] = {y: None for y in {item_year(i["id"]) for i in items}}
     else:
         mine = [o for o in outcomes or () if o.url.startswith(f"{base}/")]
         years = sorted({item_year(o.item_id) for o in mine})
-        year_docs = dict(zip(years, _parallel(lambda y: _read_json(f"{base}/{y}/catalog.json", endpoint), years),
+        year_docs = dict(zip(years, _parallel(lambda y: _read_json(f"{base}/{y}/catalog.json", store), years),
                              strict=True))  # fmt: skip
         linked = {y: {link["href"] for link in (d or {}).get("links", []) if link.get("rel") == "item"} for y, d in year_docs.items()}
         todo = [o for o in mine if o.status != "unchanged" or f"../{o.item_id}/{o.item_id}.json" not in linked[item_year(o.item_id)]]
-        items = _parallel(lambda o: json.loads(read_bytes(item_url(root, cid, o.item_id), endpoint)), todo)
+        items = _parallel(lambda o: json.loads(read_bytes(item_url(root, cid, o.item_id), store)), todo)
     if not items:
         return None
     by_year: dict[int, list[dict[str, Any]]] = {}
@@ -177,7 +177,7 @@ def _refresh_collection(cfg: PipelineConfig, key: str, outcomes: Sequence[Publis
     scans: dict[tuple[str, str], Any] = {}
     if cfg.publish.kerchunk:
         pairs = [(i["id"], a) for i in items for a in prod.assets]
-        tasks = [dask.delayed(_scan, pure=True)(asset_url(root, absolute[i], a), endpoint) for i, a in pairs]
+        tasks = [dask.delayed(_scan, pure=True)(asset_url(root, absolute[i], a), store) for i, a in pairs]
         scans = dict(zip(pairs, compute_bounded(tasks, client, f"datacube {key}", progress), strict=True))
     partitions: dict[str, dict[str, str]] = {}  # resolution → year → reference file
     for year, group in sorted(by_year.items()):
@@ -196,7 +196,7 @@ def _refresh_collection(cfg: PipelineConfig, key: str, outcomes: Sequence[Publis
         if cfg.publish.geoparquet:
             url = f"{base}/geoparquet/year={year}/items.parquet"
             fresh = {it["id"] for it in group}
-            kept = [] if rebuild else [i for i in _read_geoparquet(url, endpoint) if i["id"] not in fresh]
+            kept = [] if rebuild else [i for i in _read_geoparquet(url, store) if i["id"] not in fresh]
             rows = sorted(kept + [absolute[it["id"]] for it in group], key=lambda i: i["id"])
             w.index.geoparquet.setdefault(cid, []).append(w.geoparquet(url, rows, doc))
         if cfg.publish.kerchunk:
@@ -206,7 +206,7 @@ def _refresh_collection(cfg: PipelineConfig, key: str, outcomes: Sequence[Publis
             for res, members in sorted(by_res.items()):
                 name = partition_name(year, res)
                 cache_url = f"{base}/datacube/{name.removesuffix('.json')}.scans.json"
-                cache = {} if rebuild else (_read_json(cache_url, endpoint) or {})
+                cache = {} if rebuild else (_read_json(cache_url, store) or {})
                 for it in members:
                     cache[it["id"]] = {"item": _trim(absolute[it["id"]], prod.assets),
                                        "scans": {a: scans[(it["id"], a)] for a in prod.assets}}  # fmt: skip
@@ -216,7 +216,7 @@ def _refresh_collection(cfg: PipelineConfig, key: str, outcomes: Sequence[Publis
                 w.json(cache_url, cache)
                 w.index.datacubes.setdefault(cid, []).append(w.json(f"{base}/datacube/{name}", refs))
                 if f"{res:g}" not in partitions:
-                    old_index = None if rebuild else _read_json(f"{base}/{datacube_name(res)}", endpoint)
+                    old_index = None if rebuild else _read_json(f"{base}/{datacube_name(res)}", store)
                     partitions[f"{res:g}"] = dict((old_index or {}).get("partitions", {}))
                 partitions[f"{res:g}"][str(year)] = f"./datacube/{name}"
     assets: dict[str, dict[str, Any]] = dict((old_coll or {}).get("assets") or {}) if not rebuild else {}
@@ -253,12 +253,12 @@ def publish_analysis_collection(cfg: PipelineConfig, key: str) -> str:
     from lpqlc.publish.catalog import write_collection
     from lpqlc.publish.stacapi import ingest
 
-    root, endpoint = cfg.publish_url.rstrip("/"), cfg.storage.endpoint_url
+    root, store = cfg.publish_url.rstrip("/"), cfg.store
     cid = collection_id(cfg, key)
-    items = list_items(root, cid, endpoint)
+    items = list_items(root, cid, store)
     doc = collection_doc(cfg, key, items)
-    url = write_collection(root, doc, items, endpoint)
-    _root_catalog(cfg, [cid], _Writer(endpoint, CatalogIndex(catalog=f"{root}/catalog.json")))
+    url = write_collection(root, doc, items, store)
+    _root_catalog(cfg, [cid], _Writer(store, CatalogIndex(catalog=f"{root}/catalog.json")))
     if cfg.publish.stac_api:
         ingest(cfg.publish.stac_api, {cid: doc}, {cid: items}, parse_storage_url(root, what="publish.url"))
     return url
@@ -268,7 +268,7 @@ def _root_catalog(cfg: PipelineConfig, cids: Iterable[str], w: _Writer) -> None:
     """Write the root catalog when a collection is missing from it (read it once otherwise)."""
     root = cfg.publish_url.rstrip("/")
     url = f"{root}/catalog.json"
-    old = _read_json(url, w.endpoint)
+    old = _read_json(url, w.store)
     have = {link["href"].split("/")[1] for link in (old or {}).get("links", []) if link.get("rel") == "child"}
     if old is not None and set(cids) <= have:
         return
@@ -292,7 +292,7 @@ def refresh_catalog(cfg: PipelineConfig, keys: Sequence[str] = tuple(PRODUCTS), 
 
     root = cfg.publish_url.rstrip("/")
     index = CatalogIndex(catalog=f"{root}/catalog.json")
-    w = _Writer(cfg.storage.endpoint_url, index)
+    w = _Writer(cfg.store, index)
     docs: dict[str, dict[str, Any]] = {}
     indexed: dict[str, list[dict[str, Any]]] = {}
     for key in keys:

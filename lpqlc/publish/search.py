@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pystac
 
 from lpqlc.errors import LpqlcError
+from lpqlc.storage import Store
 
-__all__ = ["search_items", "parse_interval", "search_published"]
+__all__ = ["search_items", "parse_interval"]
 
 
 def _parse_time(text: str, end: bool) -> datetime | None:
@@ -39,9 +40,10 @@ def parse_interval(text: str | None) -> tuple[datetime | None, datetime | None]:
 
 def search_items(target: str, *, collections: Sequence[str] | None = None,
                  bbox: tuple[float, float, float, float] | None = None, datetime: str | None = None,
-                 limit: int = 100, endpoint_url: str | None = None) -> list[pystac.Item]:  # fmt: skip
+                 limit: int = 100, store: Store | None = None) -> list[pystac.Item]:  # fmt: skip
     """Items matching the filters: through pystac-client for an ``http(s)`` STAC API, else by walking
-    the static catalog at ``target`` (local path or ``s3://``)."""
+    the static catalog at ``target`` (local path or ``s3://``; year sub-catalogs of the years asked
+    for only: :func:`lpqlc.sources.static.search_static`)."""
     if target.startswith(("http://", "https://")) and not target.endswith(".json"):
         from pystac_client import Client
 
@@ -52,45 +54,7 @@ def search_items(target: str, *, collections: Sequence[str] | None = None,
     from lpqlc.sources.static import search_static
 
     start, end = parse_interval(datetime)
-    root = read_catalog(target, endpoint_url)
+    root = read_catalog(target, store)
     if not collections:
         collections = [c.id for c in root.get_children()]
-    published = [c for c in collections if _has_years(root, c)]
-    out = search_published(root, published, bbox=bbox, start=start, end=end) if published else []
-    rest = [c for c in collections if c not in published]
-    if rest:
-        out += search_static(target, rest, bbox=bbox, start=start, end=end, endpoint_url=endpoint_url)
-    return out[:limit]
-
-
-def _has_years(root: pystac.Catalog, cid: str) -> bool:
-    coll = root.get_child(cid)
-    return coll is not None and any(link.rel == "child" for link in coll.links)
-
-
-def search_published(root: pystac.Catalog, collections: Sequence[str], *, bbox: tuple[float, float, float, float] | None = None,
-                     start: datetime | None = None, end: datetime | None = None) -> list[pystac.Item]:  # fmt: skip
-    """Items of published ``collections`` (year sub-catalogs, docs/publishing.md) in bbox and [start, end]:
-    only the sub-catalogs of the years the interval touches are read."""
-    from odc.geo import geom
-
-    area = geom.box(*bbox, crs="EPSG:4326") if bbox else None
-    out: list[pystac.Item] = []
-    for cid in collections:
-        coll = root.get_child(cid)
-        if coll is None:
-            raise LpqlcError(f"the catalog has no collection {cid!r}")
-        for link in coll.get_child_links():
-            year = int(link.href.rstrip("/").split("/")[-2])
-            if start is not None and year < start.year or end is not None and year > end.year:
-                continue
-            sub = link.resolve_stac_object(root=root).target
-            for item in sub.get_items():
-                lo = item.common_metadata.start_datetime or item.datetime
-                hi = item.common_metadata.end_datetime or item.datetime
-                if start is not None and hi is not None and hi < start or end is not None and lo is not None and lo > end:
-                    continue
-                if area is not None and item.geometry is not None and not geom.Geometry(item.geometry, crs="EPSG:4326").intersects(area):
-                    continue
-                out.append(item)
-    return sorted(out, key=lambda it: (it.common_metadata.start_datetime or it.datetime, it.id))
+    return search_static(target, collections, bbox=bbox, start=start, end=end, store=store, root=root)[:limit]

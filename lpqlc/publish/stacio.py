@@ -7,7 +7,7 @@ from typing import Any
 import pystac
 from pystac.stac_io import DefaultStacIO
 
-from lpqlc.storage import open_filesystem, parse_storage_url, write_bytes
+from lpqlc.storage import Store, open_filesystem, parse_storage_url, write_bytes
 
 __all__ = ["FsspecStacIO", "read_catalog"]
 
@@ -15,24 +15,24 @@ __all__ = ["FsspecStacIO", "read_catalog"]
 class FsspecStacIO(DefaultStacIO):
     """Reads ``s3://`` and local hrefs through fsspec; http(s) through pystac's default."""
 
-    def __init__(self, endpoint_url: str | None = None, **kwargs: Any):
+    def __init__(self, store: Store | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.endpoint_url = endpoint_url
+        self.store = store
 
     def read_text_from_href(self, href: str) -> str:
         if href.startswith(("http://", "https://")):
             return super().read_text_from_href(href)
         loc = parse_storage_url(href, what="STAC href")
         path = loc.root
-        with open_filesystem(loc, self.endpoint_url).open(path, "r", encoding="utf-8") as fh:
+        with open_filesystem(loc, self.store).open(path, "r", encoding="utf-8") as fh:
             return str(fh.read())
 
     def write_text_to_href(self, href: str, txt: str) -> None:
-        write_bytes(href, txt.encode("utf-8"), self.endpoint_url)
+        write_bytes(href, txt.encode("utf-8"), self.store)
 
 
-def read_catalog(href: str, endpoint_url: str | None = None) -> pystac.Catalog:
+def read_catalog(href: str, store: Store | None = None) -> pystac.Catalog:
     """Open a static catalog (``catalog.json``) from a local path or S3 URL."""
-    return pystac.Catalog.from_file(href, stac_io=FsspecStacIO(endpoint_url))
+    return pystac.Catalog.from_file(href, stac_io=FsspecStacIO(store))
 
 

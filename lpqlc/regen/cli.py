@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from lpqlc.config.science import RegV1Config
+from lpqlc.storage import Store
 
 app = typer.Typer(
     help="REGv1 vegetation–SOM–moisture model (seed 004): simulate, equilibria, calibrate, sensitivity.",
@@ -36,12 +37,13 @@ def _cfg(config: Path | None, region: str | None) -> tuple[RegV1Config, str | No
     return pipe.science.regv1, region
 
 
-def _endpoint(config: Path | None) -> str | None:
+def _store(config: Path | None) -> Store | None:
+    """The pipeline config's storage object (None without a config: the environment's settings)."""
     if config is None:
         return None
     from lpqlc.config import load_config
 
-    return load_config(config).storage.endpoint_url
+    return load_config(config).store
 
 
 def _check_region(cfg: RegV1Config, region: str | None) -> str:
@@ -78,7 +80,7 @@ def simulate_cmd(
             region=_check_region(cfg, region),
             data=data,
             years=years,
-            endpoint=_endpoint(config),
+            store=_store(config),
         )
     )
 
@@ -103,7 +105,7 @@ def equilibria_cmd(
         region=_check_region(cfg, region),
         rainfall=rainfall,
         rainfall_range=(p_min, p_max, points),
-        endpoint=_endpoint(config),
+        store=_store(config),
     )
     for e in run.content["equilibria"]:
         out.print(
@@ -139,7 +141,7 @@ def calibrate_cmd(
         location=location,
         n_bootstrap=bootstrap,
         variables=tuple(v.strip() for v in fit.split(",") if v.strip()) if fit else None,
-        endpoint=_endpoint(config),
+        store=_store(config),
     )
     out.print(run.content["statement"], soft_wrap=True)
     _print(run)
@@ -166,6 +168,6 @@ def sensitivity_cmd(
             data=data,
             n=n,
             profile=profile,
-            endpoint=_endpoint(config),
+            store=_store(config),
         )
     )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lpqlc.errors import LpqlcError
+from lpqlc.storage import Store
 
 __all__ = [
     "COLUMNS",
@@ -59,11 +60,11 @@ def example_path(name: str) -> str:
     return str(path)
 
 
-def _read_text(source: str, endpoint: str | None) -> str:
+def _read_text(source: str, store: Store | None) -> str:
     from lpqlc.storage import read_bytes
 
     try:
-        return read_bytes(source, endpoint).decode("utf-8-sig")
+        return read_bytes(source, store).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError, LpqlcError) as exc:
         raise LpqlcError(f"{source}: cannot read: {exc}") from None
 
@@ -106,13 +107,13 @@ def _numbers(source: str, raw: Any, columns: tuple[str, ...], *, required: tuple
     return out
 
 
-def read_observations(csv: str, endpoint: str | None = None) -> Any:
+def read_observations(csv: str, store: Store | None = None) -> Any:
     """The seed's observation CSV (local path or ``s3://``) as a ``pandas.DataFrame`` with its columns
     (year int, location str, the rest float with NaN for empty cells), sorted by location and year.
 
     Raises :class:`LpqlcError` naming the file, line and column of a wrong header, a non-number, a missing
     year or location, a negative value or a cover outside 0–100 %."""
-    raw = _frame(csv, _read_text(csv, endpoint), COLUMNS)
+    raw = _frame(csv, _read_text(csv, store), COLUMNS)
     nums = _numbers(csv, raw, ("year", *NUMERIC), required=("year",))
     df = raw[["location"]].copy()
     for i, loc in enumerate(df["location"]):
@@ -150,10 +151,10 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def read_validation_sites(csv: str, endpoint: str | None = None) -> Any:
+def read_validation_sites(csv: str, store: Store | None = None) -> Any:
     """The seed's ``validation_sites.csv``: one row per site with MAP_mm (float) and each ``a–b`` range
     split into ``<column>_lo`` / ``<column>_hi`` floats. Errors name the file, line and column."""
-    raw = _frame(csv, _read_text(csv, endpoint), SITE_COLUMNS)
+    raw = _frame(csv, _read_text(csv, store), SITE_COLUMNS)
     df = raw[["site", "climate_zone", "years"]].copy()
     df["MAP_mm"] = _numbers(csv, raw, ("MAP_mm",))["MAP_mm"]
     for col in ("V_crit_est_%", "SOM_star_est_%", "theta_star_est"):
@@ -247,5 +248,5 @@ def observations_from_products(
         table[col] = np.nan
     table = table[list(COLUMNS)]
     if out:
-        write_bytes(out, table.to_csv(index=False, float_format="%.4f").encode(), cfg.storage.endpoint_url)
+        write_bytes(out, table.to_csv(index=False, float_format="%.4f").encode(), cfg.store)
     return table

@@ -19,7 +19,7 @@ from lpqlc.regen.model import simulate, solver_options
 from lpqlc.regen.observations import EXAMPLES, example_path, read_observations
 from lpqlc.regen.params import RegenParams
 from lpqlc.regen.sensitivity import profile_likelihood, sobol_indices
-from lpqlc.storage import write_bytes
+from lpqlc.storage import Store, write_bytes
 
 __all__ = ["RegenRun", "default_data", "run_calibrate", "run_equilibria", "run_sensitivity", "run_simulate"]
 
@@ -49,10 +49,10 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _finish(out: str, name: str, content: dict[str, Any], files: list[str], endpoint: str | None) -> RegenRun:
+def _finish(out: str, name: str, content: dict[str, Any], files: list[str], store: Store | None) -> RegenRun:
     url = f"{out.rstrip('/')}/{name}"
     text = json.dumps({**content, "files": files}, indent=1, default=_json_default, allow_nan=False)
-    write_bytes(url, text.encode(), endpoint)
+    write_bytes(url, text.encode(), store)
     return RegenRun(url, files, content)
 
 
@@ -75,7 +75,7 @@ def run_simulate(
     data: str | None = None,
     years: float = 50.0,
     y0: tuple[float, float, float] | None = None,
-    endpoint: str | None = None,
+    store: Store | None = None,
 ) -> RegenRun:
     """Simulate ``region`` with its prior central values: from the first row of ``data`` (seed CSV) over
     its rainfall, else from ``y0`` = (V, SOM %, θ) (default a degraded state) at the region's rainfall for
@@ -85,7 +85,7 @@ def run_simulate(
     opts = solver_options(cfg)
     obs = None
     if data:
-        obs = observed_series(read_observations(data, endpoint), default_rainfall=cfg.rainfall_for(region))
+        obs = observed_series(read_observations(data, store), default_rainfall=cfg.rainfall_for(region))
         t = np.arange(obs.t[0], max(obs.t[-1], obs.t[0] + years) + 0.5, 1.0)
         ds = simulate(p, t, initial_state(p, obs), (obs.t, obs.rainfall), **opts)
     else:
@@ -102,9 +102,9 @@ def run_simulate(
                 title=f"REGv1 {region}: prior central values",
             ),
             f"{out}/trajectories.png",
-            endpoint,
+            store,
         ),
-        write_png(plots.phase_plane_figure(p, rain, eqs), f"{out}/phase_plane.png", endpoint),
+        write_png(plots.phase_plane_figure(p, rain, eqs), f"{out}/phase_plane.png", store),
     ]
     content = {
         "command": "simulate",
@@ -116,7 +116,7 @@ def run_simulate(
         | {"time": ds["time"].values.tolist()},
         "equilibria_at_mean_rainfall": [e.as_dict() for e in eqs],
     }
-    return _finish(out, "simulate.json", _sanitize(content), files, endpoint)
+    return _finish(out, "simulate.json", _sanitize(content), files, store)
 
 
 def run_equilibria(
@@ -126,7 +126,7 @@ def run_equilibria(
     region: str | None = None,
     rainfall: float | None = None,
     rainfall_range: tuple[float, float, int] = (100.0, 1000.0, 46),
-    endpoint: str | None = None,
+    store: Store | None = None,
 ) -> RegenRun:
     """Equilibria and stability at ``rainfall`` (default: the region's) and the bifurcation diagram
     over ``rainfall_range`` (mm/yr: lo, hi, points). Writes equilibria.json, bifurcation.png and
@@ -140,9 +140,9 @@ def run_equilibria(
         write_png(
             plots.bifurcation_figure(bif, f"REGv1 {region}: equilibrium V against rainfall"),
             f"{out}/bifurcation.png",
-            endpoint,
+            store,
         ),
-        write_png(plots.phase_plane_figure(p, rain, eqs), f"{out}/phase_plane.png", endpoint),
+        write_png(plots.phase_plane_figure(p, rain, eqs), f"{out}/phase_plane.png", store),
     ]
     stable = [e for e in eqs if e.stable]
     content = {
@@ -154,7 +154,7 @@ def run_equilibria(
         "bistable_here": len(stable) >= 2,
         "bifurcation": bif.as_dict(),
     }
-    return _finish(out, "equilibria.json", _sanitize(content), files, endpoint)
+    return _finish(out, "equilibria.json", _sanitize(content), files, store)
 
 
 def run_calibrate(
@@ -166,7 +166,7 @@ def run_calibrate(
     location: str | None = None,
     n_bootstrap: int | None = None,
     variables: tuple[str, ...] | None = None,
-    endpoint: str | None = None,
+    store: Store | None = None,
 ) -> RegenRun:
     """Calibrate ``region`` to ``data`` (seed CSV; default the seed's example for the region). Writes
     calibration.json, trajectories.png (fit and hold-out), bootstrap.png."""
@@ -174,7 +174,7 @@ def run_calibrate(
     data = data or default_data(region)
     if not data:
         raise LpqlcError(f"no --data given and the seed has no example data for region {region!r}")
-    df = read_observations(data, endpoint)
+    df = read_observations(data, store)
     extra = {"variables": tuple(variables)} if variables else {}
     cal = calibrate(df, cfg, region, location=location, n_bootstrap=n_bootstrap, **extra)
     obs = cal.observed
@@ -186,12 +186,12 @@ def run_calibrate(
         write_png(
             plots.trajectory_figure(ds, obs.data, obs.t, hold, f"REGv1 {region} fitted to {obs.location}"),
             f"{out}/trajectories.png",
-            endpoint,
+            store,
         ),
         write_png(
             plots.bootstrap_figure(cal.names, cal.bootstrap, cal.estimate, cal.bounds, cal.ci95),
             f"{out}/bootstrap.png",
-            endpoint,
+            store,
         ),
     ]
     unidentified = [n for n, ok in cal.identifiable.items() if not ok]
@@ -207,7 +207,7 @@ def run_calibrate(
             "governed by the priors (see notes per parameter)"
         ),
     }
-    return _finish(out, "calibration.json", _sanitize(content), files, endpoint)
+    return _finish(out, "calibration.json", _sanitize(content), files, store)
 
 
 def run_sensitivity(
@@ -218,19 +218,19 @@ def run_sensitivity(
     data: str | None = None,
     n: int | None = None,
     profile: bool = True,
-    endpoint: str | None = None,
+    store: Store | None = None,
 ) -> RegenRun:
     """Sobol indices of V, SOM (at ``cfg.horizon_years``) and V_crit over the priors; with data (default
     the seed's example for the region) and ``profile``, also the profile likelihood of θ* and SOM* after a
     calibration without bootstrap. Writes sensitivity.json, sobol.png (and profile.png)."""
     region = region or cfg.region
     sob = sobol_indices(cfg, region, n=n)
-    files = [write_png(plots.sobol_figure(sob), f"{out}/sobol.png", endpoint)]
+    files = [write_png(plots.sobol_figure(sob), f"{out}/sobol.png", store)]
     content: dict[str, Any] = {"command": "sensitivity", "region": region, "sobol": sob}
     data = data or default_data(region)
     if profile and data:
-        cal = calibrate(read_observations(data, endpoint), cfg, region, n_bootstrap=0)
+        cal = calibrate(read_observations(data, store), cfg, region, n_bootstrap=0)
         prof = profile_likelihood(cal, cfg, region)
-        files.append(write_png(plots.profile_figure(prof), f"{out}/profile.png", endpoint))
+        files.append(write_png(plots.profile_figure(prof), f"{out}/profile.png", store))
         content["profile_likelihood"] = {"data": data, **prof}
-    return _finish(out, "sensitivity.json", _sanitize(content), files, endpoint)
+    return _finish(out, "sensitivity.json", _sanitize(content), files, store)

@@ -32,7 +32,7 @@ from lpqlc.sample import items as stac
 from lpqlc.sample.scenes import Acquisition, landsat_encode, landsat_qa, s2_encode, s2_scl, simulate
 from lpqlc.sample.schedule import SampleSchedule, acquisitions, reprocessed
 from lpqlc.sample.world import TRANSITIONS, World, WorldSpec
-from lpqlc.storage import StorageURL, parse_storage_url, write_bytes
+from lpqlc.storage import StorageURL, Store, parse_storage_url, write_bytes
 
 __all__ = ["SampleSpec", "SampleArchive", "generate", "dumps"]
 
@@ -92,13 +92,13 @@ def dumps(doc: dict[str, Any]) -> bytes:
 class _Writer:
     """Writes assets and remembers items per collection."""
 
-    def __init__(self, root: StorageURL, endpoint_url: str | None):
+    def __init__(self, root: StorageURL, store: Store | None):
         self.root = root
-        self.endpoint_url = endpoint_url
+        self.store = store
         self.items: dict[str, list[dict[str, Any]]] = {}
 
     def put(self, relpath: str, blob: bytes) -> None:
-        write_bytes(self.root.join(relpath), blob, self.endpoint_url)
+        write_bytes(self.root.join(relpath), blob, self.store)
 
     def cog(self, collection: str, item_id: str, key: str, data: np.ndarray, transform: Any, crs: str, **kw: Any) -> str:
         self.put(f"{collection}/{item_id}/{key}.tif", cog_bytes(data, transform, crs, **kw))
@@ -335,7 +335,7 @@ def generate(
     out: str,
     spec: SampleSpec = SampleSpec(),
     *,
-    endpoint_url: str | None = None,
+    store: Store | None = None,
     stac_api: str | None = None,
     workers: int = 2,
     import_xrspatial: bool = False,
@@ -350,7 +350,7 @@ def generate(
     """
     root = parse_storage_url(out, what="--out")
     world = World(WorldSpec(seed=spec.seed, size=spec.size, first_quarter=Quarter(2000, 1)))
-    w = _Writer(root, endpoint_url)
+    w = _Writer(root, store)
     tick = progress or (lambda _id: None)
 
     jobs: list[Callable[[], list[dict[str, Any]]]] = []

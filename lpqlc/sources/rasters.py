@@ -12,16 +12,16 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from lpqlc.errors import SourceError
-from lpqlc.storage import gdal_env
+from lpqlc.storage import Store, as_store, gdal_env
 
 __all__ = ["file_item", "load_files"]
 
 
-def file_item(url: str, key: str = "data", endpoint_url: str | None = None, item_id: str | None = None) -> pystac.Item:
+def file_item(url: str, key: str = "data", store: Store | None = None, item_id: str | None = None) -> pystac.Item:
     """A STAC item for one single-band raster file (metadata read now; pixels later)."""
     href = url if "://" in url or url.startswith("/") else str(url)
     try:
-        with rasterio.Env(**gdal_env(endpoint_url)), rasterio.open(href) as src:
+        with rasterio.Env(**gdal_env(store)), rasterio.open(href) as src:
             crs, transform, shape = src.crs, src.transform, (src.height, src.width)
             dtype, nodata = src.dtypes[0], src.nodata
     except rasterio.errors.RasterioIOError as exc:
@@ -53,15 +53,19 @@ def load_files(
     name: str,
     resampling: str = "nearest",
     chunks: int = 1024,
-    endpoint_url: str | None = None,
+    store: Store | None = None,
     dtype: str | None = None,
 ) -> xr.DataArray:
-    """Lazy (y, x) mosaic of single-band rasters on ``geobox`` (first valid pixel wins where they overlap)."""
+    """Lazy (y, x) mosaic of single-band rasters on ``geobox`` (first valid pixel wins where they overlap);
+    the ``store``'s GDAL settings travel with the read tasks."""
     import odc.stac
 
     if not urls:
         raise SourceError(f"no file to load for {name}")
-    items = [file_item(u, name, endpoint_url, item_id=f"{name}-{i}") for i, u in enumerate(urls)]
+    items = [file_item(u, name, store, item_id=f"{name}-{i}") for i, u in enumerate(urls)]
+    # odc-stac captures its configured GDAL options into every read task (an active rasterio.Env's
+    # endpoint would be dropped as a session key): the Store's settings travel with the tasks
+    odc.stac.configure_rio(cloud_defaults=True, **as_store(store).gdal_env())
     ds = odc.stac.load(items, bands=[name], geobox=geobox, chunks={"x": chunks, "y": chunks},
                        resampling=resampling, groupby=lambda *_: 0, dtype=dtype)  # fmt: skip
     return ds[name].isel(time=0, drop=True)

@@ -204,7 +204,7 @@ def _find(cfg: PipelineConfig, collection: str, quarter: Quarter | None, max_clo
     assert src.catalog is not None
     found = search_static(
         src.catalog, [collection], bbox=cfg.aoi.bbox, intersects=shape, start=quarter.start if quarter else None,
-        end=quarter.end if quarter else None, max_cloud_cover=max_cloud_cover, endpoint_url=cfg.storage.endpoint_url,
+        end=quarter.end if quarter else None, max_cloud_cover=max_cloud_cover, store=cfg.store,
     )  # fmt: skip
     return [modifier(it) or it for it in found] if modifier is not None else found
 
