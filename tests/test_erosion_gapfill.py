@@ -73,3 +73,46 @@ def test_fill_is_lazy_and_annual_quality_is_the_worst_quarter() -> None:
     # a quarter without land cover leaves the annual sum without it: missing, not the best of the others
     assert annual_quality(quarters).tolist() == [[1, 3, 4, 4]]
     assert annual_quality([np.zeros((1, 2), np.uint8)] * 4).tolist() == [[0, 0]]
+
+
+def test_landcover_gaps_take_the_nearest_quarters_class_and_are_flagged() -> None:
+    from lpqlc.config.science import LandCoverGapFillConfig
+    from lpqlc.erosion.gapfill import (
+        FILLED_LANDCOVER,
+        fill_landcover,
+        flag_landcover_fill,
+        landcover_candidates,
+    )
+    from lpqlc.quarter import Quarter
+
+    q = Quarter(2021, 2)
+    # nearest quarter first (earlier at equal distance) within the window, then the same quarter a year away
+    names = [str(c) for c in landcover_candidates(q)]
+    assert names == ["2021Q1", "2021Q3", "2020Q4", "2021Q4", "2020Q2", "2022Q2"]
+    yearly = landcover_candidates(q, LandCoverGapFillConfig(rules=("same_quarter",), years=2))
+    assert [str(c) for c in yearly] == ["2020Q2", "2022Q2", "2019Q2", "2023Q2"]
+    assert landcover_candidates(q, LandCoverGapFillConfig(rules=())) == []
+    # pixels: observed | gap, the previous quarter has a class | gap, the second candidate only | gap, none
+    lc = _a([30, 0, 0, 0], np.uint8).chunk({"x": 2})
+    prev = _a([40, 20, 0, 0], np.uint8)
+    nxt = _a([40, 40, 60, 0], np.uint8)
+    counter = CountingScheduler()
+    with dask.config.set(scheduler=counter):
+        filled_lc, filled = fill_landcover(lc, [prev, nxt])
+    assert counter.calls == 0 and filled_lc.chunks is not None
+    assert filled_lc.dtype == np.uint8 and filled_lc.values[0].tolist() == [30, 20, 60, 0]
+    assert filled.values[0].tolist() == [False, True, True, False]
+    # FVC: observed, missing without a rule, filled from adjacent quarters; the land-cover fill is flagged
+    # unless FVC stayed missing (then C and A are NaN: missing is the worse and stays)
+    obs = _a([0.5, 0.4, NAN, NAN])
+    fvc, quality = fill_fvc(obs, filled_lc, [], _a([NAN, NAN, 0.2, NAN]), None)
+    flagged = flag_landcover_fill(quality, filled)
+    assert flagged.values[0].tolist() == [OBSERVED, FILLED_LANDCOVER, FILLED_LANDCOVER, NO_DATA]
+    _, q_missing = fill_fvc(_a([0.5, NAN, NAN, NAN]), filled_lc, [], None, None)
+    assert flag_landcover_fill(q_missing, filled).values[0].tolist() == [OBSERVED, MISSING, MISSING, NO_DATA]
+    c = c_factor(filled_lc, fvc).values[0]
+    assert np.isfinite(c[:3]).all() and np.isnan(c[3])
+    # the year: a filled quarter ranks worse than FVC fills, better than missing
+    year = [np.array([[1, 1, 3, 2]], np.uint8), np.array([[5, 5, 5, 4]], np.uint8)]
+    year += [np.ones((1, 4), np.uint8)] * 2
+    assert annual_quality(year).tolist() == [[5, 5, 5, 4]]

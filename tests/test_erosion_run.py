@@ -90,8 +90,49 @@ def test_quality_layer_and_no_holes_where_a_fill_applies(year_run: Any) -> None:
         assert np.isfinite(a[ok]).all() and (qa == OBSERVED).any()
     table = pd.read_csv(out / "summary.csv")
     whole = table[(table.subregion == "ALL")]
-    shares = whole[["fvc_observed_pct", "fvc_filled_same_quarter_pct", "fvc_filled_adjacent_pct", "fvc_missing_pct"]]
+    shares = whole[["fvc_observed_pct", "fvc_filled_same_quarter_pct", "fvc_filled_adjacent_pct",
+                    "fvc_missing_pct", "fvc_landcover_filled_pct"]]  # fmt: skip
     assert np.allclose(shares.sum(axis=1), 100.0)
+
+
+def test_landcover_gaps_are_filled_from_other_quarters_and_flagged(year_run: Any, tmp_path: Path) -> None:
+    """A quarter whose land cover has a hole (no clear observation): erosion takes the pixel's class from
+    the nearest quarter, flags it in the quality layer, and the annual erosion has no hole there."""
+    from lpqlc.erosion.gapfill import FILLED_LANDCOVER, MISSING, NO_DATA
+
+    cfg, _, out, landcover = year_run
+    maps = tmp_path / "lc"
+    maps.mkdir()
+    for q in QUARTERS:
+        with rasterio.open(landcover.format(quarter=q)) as src:
+            arr, profile = src.read(1), src.profile
+        hole = np.zeros(arr.shape, bool)
+        if q == QUARTERS[1]:
+            hole[arr.shape[0] // 4 : arr.shape[0] // 2, arr.shape[1] // 4 : arr.shape[1] // 2] = True
+            assert (arr[hole] != 0).all()
+        with rasterio.open(maps / f"{q}.tif", "w", **profile) as dst:
+            dst.write(np.where(hole, 0, arr), 1)
+    template = str(maps / "{quarter}.tif")
+    res = tmp_path / "e"
+    comps = str(out / "composites")
+    run_erosion(cfg, QUARTERS, str(res), landcover=template, composites=comps, static=str(out))
+    q2, annual = _mosaic(res, str(QUARTERS[1]), "quality"), _mosaic(res, str(YEAR), "erosion")
+    filled = q2 == FILLED_LANDCOVER
+    assert filled.sum() > 100 and (_mosaic(res, str(YEAR), "quality")[filled] == FILLED_LANDCOVER).all()
+    ref_q, ref = _mosaic(out, str(YEAR), "quality"), _mosaic(out, str(YEAR), "erosion")
+    land = (ref_q != NO_DATA) & (ref_q != MISSING)
+    assert np.isfinite(annual[filled & land]).all()  # no hole where a rule applied
+    assert np.array_equal(annual[~filled], ref[~filled], equal_nan=True)  # elsewhere unchanged
+    # without the rule the hole is NaN (the pre-fill behaviour): the test above can fail
+    from lpqlc.config.science import LandCoverGapFillConfig
+
+    lc_off = cfg.science.rusle.model_copy(update={"landcover_gapfill": LandCoverGapFillConfig(rules=())})
+    cfg_off = cfg.model_copy(update={"science": cfg.science.model_copy(update={"rusle": lc_off})})
+    res_off = tmp_path / "off"
+    run_erosion(cfg_off, [QUARTERS[1]], str(res_off), landcover=template, composites=comps, static=str(out))
+    a_off = _mosaic(res_off, str(QUARTERS[1]), "erosion")
+    q_off = _mosaic(res_off, str(QUARTERS[1]), "quality")
+    assert np.isnan(a_off[filled]).all() and (q_off[filled] == NO_DATA).all()
 
 
 def test_factor_layers_are_in_range(year_run: Any) -> None:

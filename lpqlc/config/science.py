@@ -32,6 +32,7 @@ __all__ = [
     "AnalysisConfig",
     "Prior",
     "RegV1Config",
+    "LandCoverGapFillConfig",
     "WORLDCOVER_CLASSES",
 ]
 
@@ -345,6 +346,19 @@ class FVCGapFillConfig(Frozen):
     one_sided: bool = True
 
 
+class LandCoverGapFillConfig(Frozen):
+    """The land-cover class erosion uses where a quarter's map has none (no clear observation that
+    quarter): the same pixel's class in the nearest quarter that has one (lpqlc.erosion.gapfill,
+    docs/erosion.md). Published land-cover maps are not changed; the erosion quality layer flags it."""
+
+    #: "nearest_quarter": the nearest quarter within ``max_quarters`` (earlier first at equal distance,
+    #: the temporal refinement's window); "same_quarter": the same quarter of the years up to ``years``
+    #: away (earlier first). Tried in order; an empty tuple disables filling (annual A NaN there).
+    rules: tuple[Literal["nearest_quarter", "same_quarter"], ...] = ("nearest_quarter", "same_quarter")
+    max_quarters: int = Field(2, ge=1, le=8)
+    years: int = Field(1, ge=1, le=10)
+
+
 class RusleConfig(Frozen):
     """RUSLE A = R·K·LS·C·P (SCIENCE.md §3)."""
 
@@ -355,6 +369,7 @@ class RusleConfig(Frozen):
     p: PFactorConfig = PFactorConfig()
     grades: GradesConfig = GradesConfig()
     gapfill: FVCGapFillConfig = FVCGapFillConfig()
+    landcover_gapfill: LandCoverGapFillConfig = LandCoverGapFillConfig()
 
 
 class TrendConfig(Frozen):

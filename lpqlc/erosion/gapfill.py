@@ -10,9 +10,19 @@ the quarter's and the year's erosion, would be NaN there. :func:`fill_fvc` appli
 2. ``adjacent_quarters``: linear interpolation between the previous and the next quarter (their mean),
    or the one available when ``one_sided`` is set (series ends).
 
-Quality codes (uint8, :data:`QUALITY`): 0 no land cover, 1 observed, 2 filled from the same quarter of
-adjacent years, 3 filled from adjacent quarters, 4 missing (no rule applied: C and A stay NaN where C
-needs FVC). All functions are elementwise and lazy on Dask-backed inputs.
+Land cover itself can be missing in a quarter (no clear observation: class 0). :func:`fill_landcover`
+gives erosion the same pixel's class from the nearest quarter that has one
+(:class:`lpqlc.config.science.LandCoverGapFillConfig`: the nearest quarter within the refinement's
+window, else the same quarter of the adjacent years; :func:`landcover_candidates` lists them in order).
+This is done on the erosion job's C/P input, not in the temporal refinement: the published land-cover
+maps keep saying where nothing was observed (the refinement leaves nodata at the centre by design),
+the erosion job also takes land cover from other sources (truth maps, external maps), and the erosion
+quality layer is where a fill is flagged.
+
+Quality codes (uint8, :data:`QUALITY`): 0 no land cover, 1 observed, 2 FVC filled from the same quarter
+of adjacent years, 3 FVC filled from adjacent quarters, 4 missing (no rule applied: C and A stay NaN
+where C needs FVC), 5 land cover filled from another quarter (its FVC then observed or filled by the
+rules above). All functions are elementwise and lazy on Dask-backed inputs.
 """
 
 from __future__ import annotations
@@ -20,15 +30,21 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from lpqlc.config.science import FVCGapFillConfig
+from lpqlc.config.science import FVCGapFillConfig, LandCoverGapFillConfig
+from lpqlc.quarter import Quarter
 
-__all__ = ["QUALITY", "NO_DATA", "OBSERVED", "FILLED_SAME_QUARTER", "FILLED_ADJACENT", "MISSING", "fill_fvc",
-           "annual_quality"]  # fmt: skip
+__all__ = ["QUALITY", "NO_DATA", "OBSERVED", "FILLED_SAME_QUARTER", "FILLED_ADJACENT", "MISSING",
+           "FILLED_LANDCOVER", "fill_fvc", "annual_quality", "fill_landcover", "landcover_candidates",
+           "flag_landcover_fill"]  # fmt: skip
 
-NO_DATA, OBSERVED, FILLED_SAME_QUARTER, FILLED_ADJACENT, MISSING = 0, 1, 2, 3, 4
+NO_DATA, OBSERVED, FILLED_SAME_QUARTER, FILLED_ADJACENT, MISSING, FILLED_LANDCOVER = 0, 1, 2, 3, 4, 5
 #: Quality code → name (the ``quality`` asset's classes).
-QUALITY = {NO_DATA: "no data", OBSERVED: "observed", FILLED_SAME_QUARTER: "filled: same quarter of adjacent years",
-           FILLED_ADJACENT: "filled: adjacent quarters", MISSING: "missing"}  # fmt: skip
+QUALITY = {NO_DATA: "no data", OBSERVED: "observed",
+           FILLED_SAME_QUARTER: "filled: same quarter of adjacent years",
+           FILLED_ADJACENT: "filled: adjacent quarters", MISSING: "missing",
+           FILLED_LANDCOVER: "filled: land cover from another quarter"}  # fmt: skip
+#: Severity rank of each code (the annual quality is the worst quarter): missing is the worst.
+_RANK = np.array([0, 1, 2, 3, 5, 4], np.uint8)
 
 
 def _mean_of(candidates: list[xr.DataArray]) -> xr.DataArray:
@@ -72,10 +88,49 @@ def fill_fvc(observed: xr.DataArray, landcover: xr.DataArray, same_quarter: list
 
 
 def annual_quality(quarterly: list[np.ndarray]) -> np.ndarray:
-    """A year's quality from its quarters' (uint8): the worst code of the four (missing > filled from
-    adjacent quarters > filled from the same quarter > observed), missing where some but not all quarters
-    have no land cover (the annual sum lacks that quarter, so annual A is NaN), no data where none has."""
+    """A year's quality from its quarters' (uint8): the worst code of the four (missing > land cover
+    filled > FVC filled from adjacent quarters > from the same quarter > observed), missing where some but
+    not all quarters have no land cover (the annual sum lacks that quarter, so annual A is NaN), no data
+    where none has."""
     stack = [np.asarray(q, np.uint8) for q in quarterly]
-    worst = np.maximum.reduce(stack)
+    by_rank = np.argsort(_RANK).astype(np.uint8)  # rank → code
+    worst = by_rank[np.maximum.reduce([_RANK[q] for q in stack])]
     some_without = np.logical_or.reduce([q == NO_DATA for q in stack])
     return np.where(some_without & (worst != NO_DATA), np.uint8(MISSING), worst).astype(np.uint8)
+
+
+def landcover_candidates(quarter: Quarter,
+                         cfg: LandCoverGapFillConfig = LandCoverGapFillConfig()) -> list[Quarter]:
+    """The quarters whose land cover may stand in for ``quarter``'s, in the order they are tried: per
+    rule of ``cfg.rules``, "nearest_quarter" ±1 … ±``max_quarters`` (earlier first at equal distance),
+    "same_quarter" the same quarter ±1 … ±``years`` years (earlier first); each quarter once."""
+    out: list[Quarter] = []
+    for rule in cfg.rules:
+        near = rule == "nearest_quarter"
+        steps = range(1, cfg.max_quarters + 1) if near else range(4, 4 * cfg.years + 1, 4)
+        for d in steps:
+            for q in (quarter + (-d), quarter + d):
+                if q not in out:
+                    out.append(q)
+    return out
+
+
+def fill_landcover(landcover: xr.DataArray, candidates: list[xr.DataArray],
+                   nodata: int = 0) -> tuple[xr.DataArray, xr.DataArray]:  # fmt: skip
+    """(class codes, filled bool) of a quarter (y, x): where ``landcover`` is ``nodata``, the class of the
+    first of ``candidates`` (other quarters' maps on the same grid, in :func:`landcover_candidates`'s
+    order) that has one; ``filled`` marks those pixels. Lazy on Dask-backed inputs."""
+    out = landcover
+    filled = xr.zeros_like(landcover, dtype=bool)
+    for cand in candidates:
+        cand = cand.assign_coords(y=landcover["y"], x=landcover["x"])
+        take = (out == nodata) & (cand != nodata)
+        out, filled = xr.where(take, cand, out), filled | take
+    return out.astype(landcover.dtype).rename(landcover.name), filled.rename("landcover_filled")
+
+
+def flag_landcover_fill(quality: xr.DataArray, filled: xr.DataArray) -> xr.DataArray:
+    """The quality layer with :data:`FILLED_LANDCOVER` where the land cover was filled, unless the FVC
+    rules left the pixel missing (missing is worse and stays)."""
+    take = filled.assign_coords(y=quality["y"], x=quality["x"]) & (quality != MISSING) & (quality != NO_DATA)
+    return xr.where(take, FILLED_LANDCOVER, quality).astype(np.uint8).rename(quality.name)

@@ -34,6 +34,7 @@ from lpqlc.config import PipelineConfig
 from lpqlc.erosion.cover import c_factor, p_factor
 from lpqlc.erosion.gapfill import (
     FILLED_ADJACENT,
+    FILLED_LANDCOVER,
     FILLED_SAME_QUARTER,
     MISSING,
     NO_DATA,
@@ -41,6 +42,9 @@ from lpqlc.erosion.gapfill import (
     QUALITY,
     annual_quality,
     fill_fvc,
+    fill_landcover,
+    flag_landcover_fill,
+    landcover_candidates,
 )
 from lpqlc.erosion.inputs import r_quarter, r_quarters, subregion_features
 from lpqlc.erosion.reductions import display_image
@@ -132,14 +136,20 @@ def fvc_neighbours(cfg: PipelineConfig, comp_dir: str, quarter: Quarter,
 
 def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, list[str]],
                     r_all: xr.DataArray, landcover: str, fvc_urls: list[str],
-                    neighbours: FVCNeighbours | None = None) -> dict[str, xr.DataArray]:  # fmt: skip
+                    neighbours: FVCNeighbours | None = None,
+                    lc_neighbours: list[list[str]] | None = None) -> dict[str, xr.DataArray]:  # fmt: skip
     """Lazy R, K, LS, C, P, A, the gap-filled FVC and its quality (lpqlc.erosion.gapfill) of a quarter on
-    ``gbox``."""
+    ``gbox``; ``lc_neighbours``: other quarters' land-cover URLs filling its class gaps, in order."""
     store, chunk, rusle = cfg.store, cfg.grid.chunk_size, cfg.science.rusle
     lc_urls = landcover_urls(landcover, quarter, cfg)
     lc_res = abs(file_item(lc_urls[0], "landcover", store).assets["landcover"].extra_fields["proj:transform"][0])
     lc_resampling = "mode" if lc_res < gbox.resolution.x * 0.75 else "nearest"
-    lc = load_files(lc_urls, gbox, name="landcover", resampling=lc_resampling, chunks=chunk, store=store)
+
+    def lc_of(urls: list[str]) -> xr.DataArray:
+        return load_files(urls, gbox, name="landcover", resampling=lc_resampling, chunks=chunk, store=store)
+
+    lc, lc_filled = fill_landcover(lc_of(lc_urls), [lc_of(u) for u in lc_neighbours or []],
+                                   cfg.science.landcover.nodata)  # fmt: skip
 
     def static_layer(name: str) -> xr.DataArray:
         return load_files(static[name], gbox, name=name, resampling="bilinear", chunks=chunk, store=store)
@@ -155,6 +165,7 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
         fvc_of(fvc_urls), lc, [[fvc_of(u) for u in ring] for ring in nb.same_quarter],
         fvc_of(nb.previous) if nb.previous else None, fvc_of(nb.following) if nb.following else None, rusle.gapfill,
     )  # fmt: skip
+    quality = flag_landcover_fill(quality, lc_filled)
     r = r_quarter(cfg, r_all, quarter, gbox)
     r = r.assign_coords(y=k["y"], x=k["x"])  # same grid; exact coordinates from one source
     c = c_factor(lc, fvc, rusle.c)
@@ -180,6 +191,17 @@ def landcover_urls(template: str, quarter: Quarter, cfg: PipelineConfig) -> list
     if "{tile}" not in template:
         return [template.format(quarter=quarter)]
     return [template.format(quarter=quarter, tile=tile_id(i)) for i, _ in OutputGrid.from_config(cfg).iter_tiles(quarter)]
+
+
+def landcover_neighbours(template: str, quarter: Quarter, cfg: PipelineConfig) -> list[list[str]]:
+    """Land-cover URLs of the quarters that may fill ``quarter``'s class gaps
+    (:func:`lpqlc.erosion.gapfill.landcover_candidates`), in order, those whose maps exist only."""
+    found = []
+    for q in landcover_candidates(quarter, cfg.science.rusle.landcover_gapfill):
+        urls = landcover_urls(template, q, cfg)
+        if all(exists(u, cfg.store) for u in urls):
+            found.append(urls)
+    return found
 
 
 def _subregion_raster(features: list[tuple[str, dict[str, Any]]], gbox: GeoBox) -> np.ndarray:
@@ -292,11 +314,14 @@ def run_erosion(
             raise ConfigError(f"year {year} spans two grid resolutions {sorted(res)}: align grid.resolutions to years")
         gbox = grid.geobox(qs[0])
         nbs = {q: fvc_neighbours(cfg, comp_dir, q, own) for q in qs}
-        layers = {str(q): _quarter_layers(cfg, q, gbox, static_urls, r_all, landcover, own[q], nbs[q]) for q in qs}
+        lc_nbs = {q: landcover_neighbours(landcover, q, cfg) for q in qs}
+        layers = {str(q): _quarter_layers(cfg, q, gbox, static_urls, r_all, landcover, own[q], nbs[q],
+                                          lc_nbs[q]) for q in qs}  # fmt: skip
         tiles = grid.tiles(qs[0])
         # a unit's inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify,
         # else the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
         lc_urls = [landcover_urls(landcover, q, cfg) for q in qs]
+        lc_urls += [list(u) for u in sorted({tuple(u) for n in lc_nbs.values() for u in n})]  # gap fillers
         comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", store)).hexdigest() for q in qs]
         for index, tile_gbox in grid.iter_tiles(qs[0]):
             ys, xs = tiles.roi[index]
@@ -330,7 +355,8 @@ def run_erosion(
     csv_url = f"{prefix}/summary.csv"
     table = _summary_table(merged, grid, quarters, cfg)
     for code, name in ((OBSERVED, "observed"), (FILLED_SAME_QUARTER, "filled_same_quarter"),
-                       (FILLED_ADJACENT, "filled_adjacent"), (MISSING, "missing")):  # fmt: skip
+                       (FILLED_ADJACENT, "filled_adjacent"), (MISSING, "missing"),
+                       (FILLED_LANDCOVER, "landcover_filled")):  # fmt: skip
         # share of the land pixels (quality ≠ no data) per period, whole AOI (subregion ALL)
         table[f"fvc_{name}_pct"] = [
             100.0 * quality[_period_key(r)][code] / max(1, quality[_period_key(r)][1:].sum())
