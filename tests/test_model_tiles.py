@@ -102,3 +102,40 @@ def test_sampler_refuses_an_index_of_another_tile_size() -> None:
 
     with pytest.raises(LpqlcError, match="32 px tiles"):
         Sampler(_data(128, 32), 64, seed=0)
+
+
+def test_unlabelled_pairs_are_one_tile_at_two_unlabelled_quarters() -> None:
+    tile = 32
+    d = _data(128, tile)
+    s = Sampler(d, tile, seed=2)
+    xa, va, xb, vb = s.unlabelled_pairs(3)
+    assert xa.shape == xb.shape == (3, 5, tile, tile) and va.shape == vb.shape == (3, tile, tile)
+    # the two unlabelled quarters (2020Q4, 2021Q2), one of each per pair; never the labelled 2021Q1
+    assert dict(s.draws) == {("unlabelled", "2020Q4"): 3, ("unlabelled", "2021Q2"): 3}
+    origins = [(r * tile, c * tile) for r, c in d.index.tiles]
+    for i in range(3):
+        where = [(q, o) for q in (0, 2) for o in origins if np.array_equal(d.reader.read(q, *o, tile)[0], xa[i])]
+        assert len(where) == 1
+        (qa, o) = where[0]
+        assert np.array_equal(d.reader.read(2 - qa, *o, tile)[0], xb[i])  # the same ground, the other quarter
+
+
+@pytest.mark.parametrize("consistency", ["perturbed", "cross-time"])
+def test_refine_step_second_view_and_diagnostics(consistency: str) -> None:
+    import torch
+
+    from lpqlc.config.science import CCTSConfig
+    from lpqlc.model.hrformer import HRFormer, hrformer_config
+    from lpqlc.model.train import _refine_step
+
+    torch.manual_seed(0)
+    cfg = CCTSConfig(consistency=consistency, confidence_threshold=0.0, perturbations=("radiometric",))
+    model = HRFormer(hrformer_config("small", in_channels=5, num_classes=4))
+    s = Sampler(_data(128, 32), 32, seed=1)
+    parts = _refine_step(model, s, 2, cfg, torch.device("cpu"), torch.Generator().manual_seed(0), False)
+    # cross-time reads each unlabelled tile at two quarters
+    assert sum(v for (use, _), v in s.draws.items() if use == "unlabelled") == (4 if consistency == "cross-time" else 2)
+    assert float(parts["kept"]) == 1.0  # λ = 0: every valid pixel carries a pseudo-label
+    assert 0.0 < float(parts["agree"]) <= 1.0 and torch.isfinite(parts["loss"])
+    parts["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad and p.dim() > 1)
