@@ -307,8 +307,8 @@ def evaluate_cmd(
     out.print(f"flip rate on truly unchanged pixels: {rep.flip_rate:.4f} ({rep.flip_pixels} pixel-steps)")
     for era, e in rep.per_era.items():  # per sensor era (pixel size in metres)
         out.print(f"{era} m era: OA {e['overall'].oa:.4f}  Kappa {e['overall'].kappa:.4f}  FWIoU {e['overall'].fwiou:.4f}  flip rate {e['flip_rate_unchanged']:.4f}")
-    out.print(format_breakdown({f"{k} m era": e["overall"] for k, e in rep.per_era.items()} | rep.quarters, rep.names),
-              markup=False, highlight=False, soft_wrap=True)  # per era and per quarter: OA, Kappa, FWIoU, PA/UA/IoU
+    scopes = {f"{k} m era": e["overall"] for k, e in rep.per_era.items()} | rep.quarters  # OA … PA/UA/IoU
+    out.print(format_breakdown(scopes, rep.names), markup=False, highlight=False, soft_wrap=True)
     if report:
         write_report(rep, report, cfg.storage.endpoint_url)
         out.print(f"report: {report}", soft_wrap=True)

@@ -216,7 +216,7 @@ class Sampler:
 
     def unlabelled_pairs(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """n tiles of D^u, each at two different unlabelled quarters (any era): xa, xb (n, B, t, t) and
-        their validity va, vb (n, t, t); the same pixel grid, so pixel (i, j) of xa and xb is the same ground."""
+        their validity va, vb (n, t, t); on one pixel grid: pixel (i, j) of xa and xb is the same ground."""
         qs = self.unlabelled if len(self.unlabelled) > 1 else list(range(len(self.d.quarters)))
         a_s, b_s = [], []
         for _ in range(n):

@@ -102,6 +102,6 @@ def format_breakdown(rows: dict[str, Accuracy], names: dict[int, str]) -> str:
         f"{names.get(c, str(c))[:14]:>16}" for c in classes)  # fmt: skip
     lines = [head, f"{'':<{width}}{'':>33}" + f"{'PA/UA/IoU':>16}" * len(classes)]
     for label, a in rows.items():
-        cells = "".join(f"{f(a.pa[i]) + '/' + f(a.ua[i]) + '/' + f(a.iou[i]):>16}" for i in range(len(classes)))
+        cells = "".join(f"{f(a.pa[i]) + '/' + f(a.ua[i]) + '/' + f(a.iou[i]):>16}" for i in range(len(a.classes)))
         lines.append(f"{label:<{width}}{a.n:>9}{f(a.oa):>8}{f(a.kappa):>8}{f(a.fwiou):>8}" + cells)
     return "\n".join(lines)

@@ -78,7 +78,7 @@ def _t(a: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def _contrastive_step(model: HRFormer, proj: nn.Module, s: Sampler, n: int, tau: float, dev: torch.device,
                       amp: bool) -> dict[str, torch.Tensor]:  # fmt: skip
-    """InfoNCE step; ``pair_acc`` (diagnostic): share of embeddings whose most similar other one is their positive."""
+    """InfoNCE step; ``pair_acc`` (diagnostic): share of embeddings whose nearest other one is their positive."""
     x, loc = s.pairs(n)
     loc_t = _t(loc, dev)
     with _autocast(dev, amp):
@@ -120,7 +120,8 @@ def _refine_step(model: HRFormer, s: Sampler, n: int, cfg: Any, dev: torch.devic
         logits_i = model(xi)
         l_ic = masked_consistency(logits_i, pi, cfg.confidence_threshold, vi)
         feats = F.dropout2d(model.encode(xu_t), p=cfg.feature_dropout, training=True)
-        l_fp = masked_consistency(model.decode(feats, tuple(xu_t.shape[-2:])), p_u, cfg.confidence_threshold, vu_t)
+        p_f = model.decode(feats, tuple(xu_t.shape[-2:]))
+        l_fp = masked_consistency(p_f, p_u, cfg.confidence_threshold, vu_t)
     with torch.no_grad():
         nv = vu_t.sum().clamp(min=1)
         kept = ((p_u.max(1).values >= cfg.confidence_threshold) & vu_t).sum() / nv
@@ -227,6 +228,10 @@ def train(
             row = {"stage": stage, "epoch": epoch, **{k: v / cc.steps_per_epoch for k, v in sums.items()}}
             rows.append(row)
             log.info("%s epoch %d: %s", stage, epoch, {k: round(v, 4) for k, v in row.items() if k not in ("stage", "epoch")})
+            if stage == "refine" and row.get("kept", 1.0) < 0.01:
+                log.warning("refine epoch %d: %.2f %% of the unlabelled pixels reach the confidence threshold λ = %g, so "
+                            "L_ic and L_fp carry almost no signal (the model is not yet confident: train stage 2 longer "
+                            "or lower ccts.confidence_threshold)", epoch, 100 * row["kept"], cc.confidence_threshold)  # fmt: skip
             if progress:
                 progress(stage, epoch + 1, epochs, float(row["loss"]))
             ck = _checkpoint(model, data, cfg, stage, epoch, dev)
