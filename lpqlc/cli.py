@@ -296,7 +296,7 @@ def evaluate_cmd(
     """Accuracy (OA, Kappa, FWIoU, confusion, PA/UA/IoU) and the flip rate on unchanged pixels."""
     from lpqlc.cluster import open_client
     from lpqlc.config import load_config
-    from lpqlc.model.evaluate import format_table
+    from lpqlc.model.evaluate import format_breakdown, format_table
     from lpqlc.model.jobs import evaluate_job, write_report
 
     cfg = load_config(config)
@@ -308,6 +308,8 @@ def evaluate_cmd(
     out.print(f"flip rate on truly unchanged pixels: {rep.flip_rate:.4f} ({rep.flip_pixels} pixel-steps)")
     for era, e in rep.per_era.items():  # per sensor era (pixel size in metres)
         out.print(f"{era} m era: OA {e['overall'].oa:.4f}  Kappa {e['overall'].kappa:.4f}  FWIoU {e['overall'].fwiou:.4f}  flip rate {e['flip_rate_unchanged']:.4f}")
+    scopes = {f"{k} m era": e["overall"] for k, e in rep.per_era.items()} | rep.quarters  # OA … PA/UA/IoU
+    out.print(format_breakdown(scopes, rep.names), markup=False, highlight=False, soft_wrap=True)
     if report:
         write_report(rep, report, cfg.store)
         out.print(f"report: {report}", soft_wrap=True)

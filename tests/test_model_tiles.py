@@ -102,3 +102,64 @@ def test_sampler_refuses_an_index_of_another_tile_size() -> None:
 
     with pytest.raises(LpqlcError, match="32 px tiles"):
         Sampler(_data(128, 32), 64, seed=0)
+
+
+def test_unlabelled_pairs_are_one_tile_at_two_unlabelled_quarters() -> None:
+    tile = 32
+    d = _data(128, tile)
+    s = Sampler(d, tile, seed=2)
+    xa, va, xb, vb = s.unlabelled_pairs(3)
+    assert xa.shape == xb.shape == (3, 5, tile, tile) and va.shape == vb.shape == (3, tile, tile)
+    # the two unlabelled quarters (2020Q4, 2021Q2), one of each per pair; never the labelled 2021Q1
+    assert dict(s.draws) == {("unlabelled", "2020Q4"): 3, ("unlabelled", "2021Q2"): 3}
+    origins = [(r * tile, c * tile) for r, c in d.index.tiles]
+    for i in range(3):
+        where = [(q, o) for q in (0, 2) for o in origins
+                 if np.array_equal(d.reader.read(q, *o, tile)[0], xa[i])]  # fmt: skip
+        assert len(where) == 1
+        (qa, o) = where[0]
+        assert np.array_equal(d.reader.read(2 - qa, *o, tile)[0], xb[i])  # the same ground, the other quarter
+
+
+@pytest.mark.parametrize("consistency", ["perturbed", "cross-time"])
+def test_refine_step_second_view_and_diagnostics(consistency: str) -> None:
+    import torch
+
+    from lpqlc.config.science import CCTSConfig
+    from lpqlc.model.hrformer import HRFormer, hrformer_config
+    from lpqlc.model.train import _refine_step
+
+    torch.manual_seed(0)
+    cfg = CCTSConfig(consistency=consistency, confidence_threshold=0.0, perturbations=("radiometric",))
+    model = HRFormer(hrformer_config("small", in_channels=5, num_classes=4))
+    s = Sampler(_data(128, 32), 32, seed=1)
+    parts = _refine_step(model, s, 2, cfg, torch.device("cpu"), torch.Generator().manual_seed(0), False)
+    # cross-time reads each unlabelled tile at two quarters
+    n_unlabelled = sum(v for (use, _), v in s.draws.items() if use == "unlabelled")
+    assert n_unlabelled == (4 if consistency == "cross-time" else 2)
+    assert float(parts["kept"]) == 1.0  # λ = 0: every valid pixel carries a pseudo-label
+    assert 0.0 < float(parts["agree"]) <= 1.0 and torch.isfinite(parts["loss"])
+    parts["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad and p.dim() > 1)
+
+
+def test_refine_warns_when_no_pixel_reaches_the_confidence_threshold(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """An untrained model is nowhere 99.99 % sure: stage 3's consistency terms are then inert, and the log says so."""
+    import logging
+
+    from lpqlc.model.train import train
+
+    from .conftest import small_config
+
+    rows = {}
+    for lam in (0.9999, 0.0):
+        cfg = small_config(str(tmp_path / "unused.json"), storage=str(tmp_path), ccts={"tile_size": 32, "batch_size": 2, "steps_per_epoch": 1,
+                                                        "epochs": {"refine": 1}, "confidence_threshold": lam})  # fmt: skip
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lpqlc.model.train"):
+            res = train(cfg, _data(64, 32), str(tmp_path / f"m{lam}"), stages=("refine",))
+        rows[lam] = (res.losses[-1], [r.getMessage() for r in caplog.records])
+    assert rows[0.9999][0]["kept"] == 0.0 and rows[0.9999][0]["ic"] == 0.0
+    assert any("reach the confidence threshold" in m for m in rows[0.9999][1])
+    assert rows[0.0][0]["kept"] == 1.0 and rows[0.0][0]["ic"] > 0 and not rows[0.0][1]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lpqlc.model.evaluate import accuracy, confusion, flip_rate, format_table
+from lpqlc.model.evaluate import accuracy, confusion, flip_rate, format_breakdown, format_table
 from lpqlc.sample.archive import SampleArchive
 
 from .conftest import small_config
@@ -36,6 +36,18 @@ def test_confusion_ignores_nodata_and_flip_rate_counts_unchanged_only() -> None:
     p = np.array([[10, 30, 30], [30, 30, 30]], np.uint8)[:, None]
     rate, n = flip_rate(t, p)
     assert n == 2 and rate == pytest.approx(0.5)  # pixel 0 unchanged & flipped, pixel 2 unchanged & stable
+
+
+def test_breakdown_prints_each_scope_with_pa_ua_iou() -> None:
+    q1 = accuracy(np.array([[50, 10], [5, 35]]), [10, 30])
+    q2 = accuracy(np.array([[0, 0], [4, 6]]), [10, 30])
+    era = accuracy(q1.confusion + q2.confusion, [10, 30])
+    text = format_breakdown({"10 m era": era, "2016Q1": q1, "2016Q2": q2}, {10: "Forest", 30: "Grassland"})
+    lines = text.splitlines()
+    assert "Forest" in lines[0] and "PA/UA/IoU" in lines[1] and len(lines) == 5
+    assert lines[3].split() == ["2016Q1", "100", "0.85", f"{q1.kappa:.2f}", f"{q1.fwiou:.2f}",
+                                "0.83/0.91/0.77", "0.88/0.78/0.70"]  # fmt: skip
+    assert lines[4].split()[5] == "–/0.00/0.00"  # no Forest in the reference: no PA; 4 predicted, none right
 
 
 def test_two_step_training_resume_and_evaluation(small_archive: SampleArchive, tmp_path: Path) -> None:
@@ -86,6 +98,13 @@ def test_two_step_training_resume_and_evaluation(small_archive: SampleArchive, t
                                   grid.geobox(q), name="class").values)  # fmt: skip
         refs.append(load_files([truth.format(quarter=q)], grid.geobox(q), name="truth", resampling="mode").values)
     cm = sum(confusion(r, w, ck.classes) for r, w in zip(refs, written, strict=True))
+    for q, r, w in zip(quarters, refs, written, strict=True):  # per quarter: that quarter's full accuracy
+        a = accuracy(confusion(r, w, ck.classes), ck.classes)
+        got = d["per_quarter"][str(q)]
+        assert got["confusion"] == a.confusion.tolist() and got["kappa"] == pytest.approx(a.kappa)
+        assert got["fwiou"] == pytest.approx(a.fwiou) and got["oa"] == d["oa_per_quarter"][str(q)]
+        iou = [x if x is not None else -1 for x in got["iou"]]
+        assert iou == pytest.approx(np.nan_to_num(a.iou, nan=-1), abs=1e-6)
     assert rep.overall.confusion.tolist() == cm.tolist()
     assert rep.overall.oa == pytest.approx(np.trace(cm) / cm.sum())
     fr, n = flip_rate(np.stack(refs), np.stack(written))

@@ -206,6 +206,11 @@ class CCTSConfig(Frozen):
             "B": (78, 156, 312, 624),
         }
     )
+    #: Stage 3's image consistency L_ic: ``perturbed`` (the paper: the same quarter under
+    #: ``perturbations``) or ``cross-time`` (the pseudo-label of one quarter of a tile against the
+    #: prediction on another quarter of it — the real appearance change between quarters as P_i,
+    #: geometric and radiometric perturbations still applied on top).
+    consistency: Literal["perturbed", "cross-time"] = "perturbed"
 
 
 class RFactorConfig(Frozen):

@@ -214,6 +214,19 @@ class Sampler:
             out.append(self._crop(q, *self._any_tile(), "unlabelled"))
         return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
+    def unlabelled_pairs(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """n tiles of D^u, each at two different unlabelled quarters (any era): xa, xb (n, B, t, t) and
+        their validity va, vb (n, t, t); on one pixel grid: pixel (i, j) of xa and xb is the same ground."""
+        qs = self.unlabelled if len(self.unlabelled) > 1 else list(range(len(self.d.quarters)))
+        a_s, b_s = [], []
+        for _ in range(n):
+            y0, x0 = self._any_tile()
+            a, b = self.rng.choice(len(qs), size=2, replace=False)
+            a_s.append(self._crop(qs[int(a)], y0, x0, "unlabelled"))
+            b_s.append(self._crop(qs[int(b)], y0, x0, "unlabelled"))
+        return (np.stack([o[0] for o in a_s]), np.stack([o[1] for o in a_s]),
+                np.stack([o[0] for o in b_s]), np.stack([o[1] for o in b_s]))  # fmt: skip
+
     def pairs(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """x (2n, B, t, t): n tiles, each at two different quarters; location ids (2n,)."""
         xs, loc = [], []

@@ -1,4 +1,4 @@
-"""Prediction over an area and accuracy assessment (SCIENCE.md §2).
+"""Accuracy assessment (SCIENCE.md §2); prediction is :func:`lpqlc.classify.run.predict_quarter`.
 
 Metrics: overall accuracy (OA), Cohen's Kappa, FWIoU = Σ_c (n_c/N)·IoU_c, the confusion matrix, and per
 class producer's accuracy (PA, recall), user's accuracy (UA, precision) and IoU. The temporal flip
@@ -12,39 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from lpqlc.model.hrformer import HRFormer
-
-__all__ = ["predict_area", "confusion", "accuracy", "flip_rate", "Accuracy", "format_table"]
-
-
-@torch.no_grad()
-def predict_area(model: HRFormer, image: np.ndarray, valid: np.ndarray, classes: list[int], *, tile: int = 256,
-                 overlap: int = 32, device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Class codes (H, W) uint8 (0 where invalid) and class probabilities (C, H, W) float32 of a
-    normalised image (B, H, W), by overlapping tiles whose centres are kept (no seams)."""
-    dev = device or next(model.parameters()).device
-    model.eval()
-    b, h, w = image.shape
-    step = max(1, tile - 2 * overlap)
-    probs = np.zeros((len(classes), h, w), np.float32)
-    th, tw = min(tile, h), min(tile, w)
-    ys = sorted({*range(0, max(h - th, 0) + 1, step), max(h - th, 0)})
-    xs = sorted({*range(0, max(w - tw, 0) + 1, step), max(w - tw, 0)})
-    for y0 in ys:
-        for x0 in xs:
-            x = torch.from_numpy(np.ascontiguousarray(image[None, :, y0 : y0 + th, x0 : x0 + tw])).to(dev)
-            p = torch.softmax(model(x).float(), 1)[0].cpu().numpy()
-            # keep the centre; at the area's edges keep up to the edge
-            top = 0 if y0 == 0 else overlap
-            left = 0 if x0 == 0 else overlap
-            bottom = th if y0 + th >= h else th - overlap
-            right = tw if x0 + tw >= w else tw - overlap
-            probs[:, y0 + top : y0 + bottom, x0 + left : x0 + right] = p[:, top:bottom, left:right]
-    codes = np.asarray(classes, np.uint8)[probs.argmax(0)]
-    codes[~valid] = 0
-    return codes, probs
+__all__ = ["confusion", "accuracy", "flip_rate", "Accuracy", "format_table", "format_breakdown"]
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, classes: list[int]) -> np.ndarray:
@@ -115,4 +84,24 @@ def format_table(acc: Accuracy, names: dict[int, str]) -> str:
     lines += ["", "confusion (rows: reference, columns: predicted)", " " * 12 + "".join(f"{c:>8}" for c in acc.classes)]
     for i, c in enumerate(acc.classes):
         lines.append(f"{names.get(c, str(c)):<12}" + "".join(f"{v:>8}" for v in acc.confusion[i]))
+    return "\n".join(lines)
+
+
+def format_breakdown(rows: dict[str, Accuracy], names: dict[int, str]) -> str:
+    """One line per scope (a sensor era or a quarter): n, OA, Kappa, FWIoU, then PA/UA/IoU of each class
+    as three two-decimal figures ("–" for a class absent from the reference and the prediction)."""
+    if not rows:
+        return ""
+    classes = next(iter(rows.values())).classes
+    width = max(len(k) for k in rows) + 2
+
+    def f(v: float) -> str:
+        return f"{v:.2f}" if np.isfinite(v) else "–"
+
+    head = f"{'':<{width}}{'n':>9}{'OA':>8}{'Kappa':>8}{'FWIoU':>8}" + "".join(
+        f"{names.get(c, str(c))[:14]:>16}" for c in classes)  # fmt: skip
+    lines = [head, f"{'':<{width}}{'':>33}" + f"{'PA/UA/IoU':>16}" * len(classes)]
+    for label, a in rows.items():
+        cells = "".join(f"{f(a.pa[i]) + '/' + f(a.ua[i]) + '/' + f(a.iou[i]):>16}" for i in range(len(a.classes)))
+        lines.append(f"{label:<{width}}{a.n:>9}{f(a.oa):>8}{f(a.kappa):>8}{f(a.fwiou):>8}" + cells)
     return "\n".join(lines)

@@ -61,9 +61,12 @@ class EvalReport:
     #: Per sensor era (pixel size in metres, ``"30"``/``"10"``): its quarters, accuracy and flip rate
     #: (consecutive quarters within the era; the overall flip rate pools the eras' pixel-steps).
     per_era: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Per quarter: OA, Kappa, FWIoU, PA/UA/IoU per class and the confusion matrix.
+    quarters: dict[str, Accuracy] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": self.overall.to_dict(), "oa_per_quarter": self.per_quarter,
+                "per_quarter": {q: a.to_dict() for q, a in self.quarters.items()},
                 "flip_rate_unchanged": self.flip_rate, "flip_pixels": self.flip_pixels,
                 "per_era": {k: {**v, "overall": v["overall"].to_dict()} for k, v in self.per_era.items()},
                 "class_names": {str(k): v for k, v in self.names.items()}}  # fmt: skip
@@ -122,6 +125,7 @@ def evaluate_job(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], *
     preds: dict[str, list[np.ndarray]] = {}
     truths: dict[str, list[np.ndarray]] = {}
     per_q: dict[str, float] = {}
+    acc_q: dict[str, Accuracy] = {}
     cms: dict[str, np.ndarray] = {}
     era_qs: dict[str, list[str]] = {}
     pts = _points(points, store) if points else []
@@ -156,7 +160,8 @@ def evaluate_job(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], *
             t_pred = _compute(lazy.vindex[np.asarray(iys, int), np.asarray(ixs, int)], client) if iys else []
             c = confusion(np.asarray(t_ref, np.uint8), np.asarray(t_pred, np.uint8), ck.classes)
         cms[era] = cms.get(era, 0) + c
-        per_q[str(q)] = accuracy(c, ck.classes).oa if c.sum() else float("nan")
+        acc_q[str(q)] = accuracy(c, ck.classes)
+        per_q[str(q)] = acc_q[str(q)].oa if c.sum() else float("nan")
     names = dict(cfg.science.landcover.classes)
     per_era: dict[str, dict[str, Any]] = {}
     flips, steps = 0.0, 0
@@ -167,7 +172,7 @@ def evaluate_job(cfg: PipelineConfig, model_url: str, quarters: list[Quarter], *
         per_era[era] = {"quarters": era_qs[era], "overall": accuracy(cm, ck.classes), "flip_rate_unchanged": fr, "flip_pixels": n}
     total = sum(cms.values(), np.zeros((len(ck.classes), len(ck.classes)), np.int64))
     return EvalReport(overall=accuracy(total, ck.classes), per_quarter=per_q, flip_rate=flips / steps if steps else float("nan"),
-                      flip_pixels=steps, names=names, per_era=per_era)  # fmt: skip
+                      flip_pixels=steps, names=names, per_era=per_era, quarters=acc_q)  # fmt: skip
 
 
 def _compute(x: Any, client: Any) -> np.ndarray:

@@ -6,7 +6,8 @@
 3. ``refine``: for unlabelled x, p^u = softmax(model(x)) without gradient is the pseudo-label;
    L_ic against the prediction of a perturbed image (geometry applied to p^u too), L_fp against the
    decoding of the encoder features with half the channels dropped (Dropout2d 0.5), both masked by
-   confidence ≥ λ; L = ½ L_seg + ¼ L_ic + ¼ L_fp.
+   confidence ≥ λ; L = ½ L_seg + ¼ L_ic + ¼ L_fp. With ``ccts.consistency: cross-time`` L_ic compares
+   the pseudo-label of one quarter of a tile with the prediction on another quarter of it (perturbed too).
 
 Each stage writes ``<out>/<stage>.pt`` when done, and ``<out>/latest.pt`` after every epoch; a rerun
 skips finished stages and resumes an unfinished one from its last epoch. Losses go to
@@ -77,10 +78,16 @@ def _t(a: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def _contrastive_step(model: HRFormer, proj: nn.Module, s: Sampler, n: int, tau: float, dev: torch.device,
                       amp: bool) -> dict[str, torch.Tensor]:  # fmt: skip
+    """InfoNCE step; ``pair_acc`` (diagnostic): share of embeddings whose nearest other one is their positive."""
     x, loc = s.pairs(n)
+    loc_t = _t(loc, dev)
     with _autocast(dev, amp):
         z = proj(model.encode(_t(x, dev)).mean(dim=(-2, -1)))
-    return {"loss": info_nce(z, _t(loc, dev), tau)}
+    with torch.no_grad():
+        zn = F.normalize(z.detach().float(), dim=1)
+        sim = (zn @ zn.T).fill_diagonal_(float("-inf"))
+        pair_acc = (loc_t[sim.argmax(1)] == loc_t).float().mean()
+    return {"loss": info_nce(z, loc_t, tau), "pair_acc": pair_acc}
 
 
 def _supervised_step(model: HRFormer, s: Sampler, n: int, dev: torch.device, amp: bool) -> dict[str, torch.Tensor]:
@@ -92,19 +99,35 @@ def _supervised_step(model: HRFormer, s: Sampler, n: int, dev: torch.device, amp
 
 def _refine_step(model: HRFormer, s: Sampler, n: int, cfg: Any, dev: torch.device, gen: torch.Generator,
                  amp: bool) -> dict[str, torch.Tensor]:  # fmt: skip
+    """One stage-3 step. L_ic's second view is a perturbation of the same quarter (``consistency:
+    perturbed``) or of another quarter of the same tiles (``cross-time``). Diagnostics: ``kept``, the
+    share of valid pixels whose pseudo-label reaches λ; ``agree``, the share of valid pixels whose
+    prediction on the second view equals the pseudo-label."""
     xl, yl = s.labelled(n)
-    xu, vu = s.unlabelled_batch(n)
-    xu_t, vu_t = _t(xu, dev), _t(vu, dev)
+    if cfg.consistency == "cross-time":
+        xa, va, xb, vb = s.unlabelled_pairs(n)
+        xu_t, vu_t = _t(xa, dev), _t(va, dev)
+        x2, v2 = _t(xb, dev), vu_t & _t(vb, dev)
+    else:
+        xu, vu = s.unlabelled_batch(n)
+        xu_t, vu_t = _t(xu, dev), _t(vu, dev)
+        x2, v2 = xu_t, vu_t
     with _autocast(dev, amp):
         l_seg = F.cross_entropy(model(_t(xl, dev)).float(), _t(yl, dev), ignore_index=IGNORE)
         with torch.no_grad():
             p_u = torch.softmax(model(xu_t).float(), dim=1)
-        xi, pi, vi = perturb(xu_t, p_u, vu_t, gen, Perturb(kinds=tuple(cfg.perturbations)))
-        l_ic = masked_consistency(model(xi), pi, cfg.confidence_threshold, vi)
+        xi, pi, vi = perturb(x2, p_u, v2, gen, Perturb(kinds=tuple(cfg.perturbations)))
+        logits_i = model(xi)
+        l_ic = masked_consistency(logits_i, pi, cfg.confidence_threshold, vi)
         feats = F.dropout2d(model.encode(xu_t), p=cfg.feature_dropout, training=True)
-        l_fp = masked_consistency(model.decode(feats, tuple(xu.shape[-2:])), p_u, cfg.confidence_threshold, vu_t)
+        p_f = model.decode(feats, tuple(xu_t.shape[-2:]))
+        l_fp = masked_consistency(p_f, p_u, cfg.confidence_threshold, vu_t)
+    with torch.no_grad():
+        nv = vu_t.sum().clamp(min=1)
+        kept = ((p_u.max(1).values >= cfg.confidence_threshold) & vu_t).sum() / nv
+        agree = ((logits_i.argmax(1) == pi.argmax(1)) & vi).sum() / vi.sum().clamp(min=1)
     loss = intra_loss(l_seg, l_ic, l_fp, (cfg.weight_seg, cfg.weight_ic, cfg.weight_fp))
-    return {"loss": loss, "seg": l_seg, "ic": l_ic, "fp": l_fp}
+    return {"loss": loss, "seg": l_seg, "ic": l_ic, "fp": l_fp, "kept": kept, "agree": agree}
 
 
 def _plot_losses(rows: list[dict[str, Any]]) -> bytes:
@@ -205,6 +228,10 @@ def train(
             row = {"stage": stage, "epoch": epoch, **{k: v / cc.steps_per_epoch for k, v in sums.items()}}
             rows.append(row)
             log.info("%s epoch %d: %s", stage, epoch, {k: round(v, 4) for k, v in row.items() if k not in ("stage", "epoch")})
+            if stage == "refine" and row.get("kept", 1.0) < 0.01:
+                log.warning("refine epoch %d: %.2f %% of the unlabelled pixels reach the confidence threshold λ = %g, so "
+                            "L_ic and L_fp carry almost no signal (the model is not yet confident: train stage 2 longer "
+                            "or lower ccts.confidence_threshold)", epoch, 100 * row["kept"], cc.confidence_threshold)  # fmt: skip
             if progress:
                 progress(stage, epoch + 1, epochs, float(row["loss"]))
             ck = _checkpoint(model, data, cfg, stage, epoch, dev)
@@ -235,7 +262,7 @@ def _checkpoint(model: HRFormer, data: TrainingData, cfg: PipelineConfig, stage:
 
 
 def _write_logs(rows: list[dict[str, Any]], csv_url: str, png_url: str, store: Store | None) -> None:
-    keys = ["stage", "epoch", "loss", "seg", "ic", "fp"]
+    keys = ["stage", "epoch", "loss", "seg", "ic", "fp", "kept", "agree", "pair_acc"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     w.writeheader()
