@@ -148,6 +148,19 @@ class Footprints:
         self.store = store
         self._boxes: dict[str, GeoBox] = {}
         self._bounds: dict[tuple[str, str], tuple[float, ...]] = {}
+        #: lazy loads of the current tile, shared by its quarters (a quarter's land cover is also its
+        #: neighbours' gap filler); the run clears it per tile
+        self.loads: dict[tuple[Any, ...], xr.DataArray] = {}
+
+    def load(self, urls: list[str], gbox: GeoBox, name: str, resampling: str, chunks: int) -> xr.DataArray:
+        """:func:`lpqlc.sources.rasters.load_files` of the ``urls`` meeting ``gbox`` (the first one if
+        none does), made once per tile and reused."""
+        urls = self.overlapping(urls, gbox) or urls[:1]
+        key = (tuple(urls), name, resampling, chunks, gbox.shape.yx, tuple(gbox.affine), str(gbox.crs))
+        if key not in self.loads:
+            self.loads[key] = load_files(urls, gbox, name=name, resampling=resampling, chunks=chunks,
+                                         store=self.store)  # fmt: skip
+        return self.loads[key]
 
     def geobox(self, url: str) -> GeoBox:
         """The pixel grid of ``url`` (opened once)."""
@@ -195,22 +208,19 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
     lc_resampling = "mode" if fp.resolution(lc_urls[0]) < gbox.resolution.x * 0.75 else "nearest"
 
     def lc_of(urls: list[str]) -> xr.DataArray:
-        urls = fp.overlapping(urls, gbox) or urls[:1]
-        return load_files(urls, gbox, name="landcover", resampling=lc_resampling, chunks=chunk, store=store)
+        return fp.load(urls, gbox, "landcover", lc_resampling, chunk)
 
     lc, lc_filled = fill_landcover(lc_of(lc_urls), [lc_of(u) for u in lc_neighbours or []],
                                    cfg.science.landcover.nodata)  # fmt: skip
 
     def static_layer(name: str) -> xr.DataArray:
-        urls = fp.overlapping(static[name], gbox) or static[name][:1]
-        return load_files(urls, gbox, name=name, resampling="bilinear", chunks=chunk, store=store)
+        return fp.load(static[name], gbox, name, "bilinear", chunk)
 
     k, ls, slope = static_layer("k"), static_layer("ls"), static_layer("slope")
     def fvc_of(urls: list[str]) -> xr.DataArray:
-        urls = fp.overlapping(urls, gbox)
-        if not urls:
+        if not fp.overlapping(urls, gbox):
             return xr.full_like(k, np.nan)
-        return load_files(urls, gbox, name=FVC, resampling="bilinear", chunks=chunk, store=store)
+        return fp.load(urls, gbox, FVC, "bilinear", chunk)
 
     nb = neighbours or FVCNeighbours()
     fvc, quality = fill_fvc(
@@ -393,6 +403,7 @@ def run_erosion(
             # every layer here is per pixel; LS's flow routing ran in the static layers, with its margin)
             layers = {str(q): _quarter_layers(cfg, q, tile_gbox, static_urls, r_all, landcover, own[q],
                                               nbs[q], lc_nbs[q], footprints) for q in qs}  # fmt: skip
+            footprints.loads.clear()
             arrays = {f"{q}/{name}": layers[q][name].data for q in layers for name in names}
             t = tile_id(index)
             task = dask.delayed(_write_year_tile, pure=True)(
