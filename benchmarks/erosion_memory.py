@@ -1,9 +1,11 @@
 """Peak memory of the erosion job at ×1, ×4, ×16 the sample area: client and each worker stay flat.
 
 For each scale a sample archive of one year (2021) is generated (``SampleSpec.size`` = base × √scale;
-its own process, not counted), then ``run_erosion`` runs in a fresh client process on a LocalCluster of
-``--workers`` single-threaded worker processes, composites included. Printed: the AOI size, wall time,
-the client's peak RSS and each worker's (``ru_maxrss``), and each scale's ratio to ×1 (target ±20 %).
+its own process, not counted), then the year's composites are made in a client process and cluster of
+their own (their peaks printed apart: they are the composite job's, see "Pixel memory"), then
+``run_erosion`` runs in a fresh client process on a LocalCluster of ``--workers`` single-threaded worker
+processes, reusing the composites. Printed: the AOI size, wall time, the client's peak RSS and each
+worker's (``ru_maxrss``), and each scale's ratio to ×1 (target ±20 %), for both jobs.
 Tiles and chunks are fixed (``--tile``, ``--chunk``), so a task's memory does not grow with the AOI.
 
     python benchmarks/erosion_memory.py [--base 384] [--scales 1 4 16] [--tile 256] [--chunk 128]
@@ -50,25 +52,36 @@ def _generate(folder: Path, size: int) -> None:
     (folder / "archive.json").write_text(json.dumps({"catalog": arch.catalog, "truth": arch.truth}))
 
 
-def _run(folder: Path, size: int, workers: int, tile: int, chunk: int) -> None:
+def _config(folder: Path, size: int, tile: int, chunk: int) -> Any:
+    from lpqlc.config import config_from_dict
+
+    arch = json.loads((folder / "archive.json").read_text())
+    return config_from_dict({
+        "name": "mem", "aoi": {"name": "mem", "bbox": _bbox(size, 7)},
+        "period": {"start": f"{YEAR}Q1", "end": f"{YEAR}Q4"}, "grid": {"tile_size": tile, "chunk_size": chunk},
+        "sources": {"catalog": arch["catalog"], "max_cloud_cover": 100}, "storage": {"url": str(folder / "erosion")},
+    })  # fmt: skip
+
+
+def _run(folder: Path, size: int, workers: int, tile: int, chunk: int, job: str) -> None:
     from dask.distributed import Client, LocalCluster
 
-    from lpqlc.config import config_from_dict
+    from lpqlc.composite.run import ensure_composites
     from lpqlc.erosion.run import run_erosion
     from lpqlc.quarter import quarter_range
 
     arch = json.loads((folder / "archive.json").read_text())
     out = folder / "erosion"
-    cfg = config_from_dict({
-        "name": "mem", "aoi": {"name": "mem", "bbox": _bbox(size, 7)},
-        "period": {"start": f"{YEAR}Q1", "end": f"{YEAR}Q4"}, "grid": {"tile_size": tile, "chunk_size": chunk},
-        "sources": {"catalog": arch["catalog"], "max_cloud_cover": 100}, "storage": {"url": str(out)},
-    })  # fmt: skip
+    cfg = _config(folder, size, tile, chunk)
+    quarters = quarter_range(f"{YEAR}Q1", f"{YEAR}Q4")
     t = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                       memory_limit="4GiB") as cluster, Client(cluster) as client:  # fmt: skip
-        run_erosion(cfg, quarter_range(f"{YEAR}Q1", f"{YEAR}Q4"), str(out),
-                    landcover=f"{arch['truth']}/landcover/{{quarter}}.tif", client=client)  # fmt: skip
+        if job == "composite":
+            ensure_composites(cfg, f"{out}/composites", quarters, client)
+        else:
+            landcover = f"{arch['truth']}/landcover/{{quarter}}.tif"
+            run_erosion(cfg, quarters, str(out), landcover=landcover, client=client)
         seconds = time.perf_counter() - t
         peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     client_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -90,31 +103,34 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--chunk", type=int, default=128)
-    ap.add_argument("--child", choices=("generate", "run"))
+    ap.add_argument("--child", choices=("generate", "composite", "run"))
     ap.add_argument("--folder")
     ap.add_argument("--size", type=int)
     args = ap.parse_args()
     if args.child == "generate":
         _generate(Path(args.folder), args.size)
         return
-    if args.child == "run":
-        _run(Path(args.folder), args.size, args.workers, args.tile, args.chunk)
+    if args.child in ("composite", "run"):
+        _run(Path(args.folder), args.size, args.workers, args.tile, args.chunk, args.child)
         return
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared: absolute times vary); "
           f"{args.workers} worker processes × 1 thread, tile {args.tile} px, chunk {args.chunk} px")  # fmt: skip
-    base = None
+    base: dict[str, Any] = {}
     for scale in args.scales:
         size = int(round(args.base * math.sqrt(scale) / 6)) * 6
         with tempfile.TemporaryDirectory() as tmp:
             _spawn("--child", "generate", "--folder", tmp, "--size", str(size))
-            r = _spawn("--child", "run", "--folder", tmp, "--size", str(size), "--workers", str(args.workers),
-                       "--tile", str(args.tile), "--chunk", str(args.chunk))  # fmt: skip
-        base = base or r
-        wmax, bmax = max(r["workers_mb"]), max(base["workers_mb"])
-        print(f"×{scale:<3d} {size}² px at 10 m ({size * size / 1e6:5.2f} Mpx): {r['seconds']:7.1f} s, client peak "
-              f"{r['client_mb']:6.0f} MB ({r['client_mb'] / base['client_mb']:.2f}× ×1), workers peak "
-              f"{', '.join(f'{w:.0f}' for w in r['workers_mb'])} MB (max {wmax / bmax:.2f}× ×1)", flush=True)  # fmt: skip
-
+            for job in ("composite", "run"):
+                r = _spawn("--child", job, "--folder", tmp, "--size", str(size), "--workers", str(args.workers),
+                           "--tile", str(args.tile), "--chunk", str(args.chunk))  # fmt: skip
+                b = base.setdefault(job, r)
+                wmax, bmax = max(r["workers_mb"]), max(b["workers_mb"])
+                name = "composites" if job == "composite" else "erosion   "
+                workers = ", ".join(f"{w:.0f}" for w in r["workers_mb"])
+                print(f"×{scale:<3d} {name} {size}² px at 10 m ({size * size / 1e6:5.2f} Mpx): "
+                      f"{r['seconds']:7.1f} s, client peak {r['client_mb']:6.0f} MB "
+                      f"({r['client_mb'] / b['client_mb']:.2f}× ×1), workers peak {workers} MB "
+                      f"(max {wmax / bmax:.2f}× ×1)", flush=True)  # fmt: skip
 
 if __name__ == "__main__":
     main()

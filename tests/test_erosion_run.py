@@ -212,6 +212,37 @@ def test_building_the_erosion_graph_computes_nothing(year_run: Any) -> None:
     assert max(max(c) for c in layers["erosion"].chunks) <= cfg.grid.chunk_size
 
 
+def test_a_tiles_graph_reads_only_its_files_and_equals_the_aoi_graph_there(year_run: Any) -> None:
+    """run_erosion builds each tile's layers on the tile's GeoBox from the files meeting it: nothing is
+    computed while building, the graph is smaller than the AOI's, and the pixels equal the AOI's there."""
+    from lpqlc.erosion.inputs import r_quarters
+    from lpqlc.erosion.run import Footprints
+
+    cfg, _, out, landcover = year_run
+    grid = OutputGrid.from_config(cfg)
+    static = static_layers(cfg, str(out), grid)
+    q = QUARTERS[2]
+    fvc = _fvc_urls(cfg, str(out / "composites"), q, None)
+    r_all = r_quarters(cfg, [q.year])
+    (iy, ix), tile_gbox = list(grid.iter_tiles(q))[-1]
+    footprints = Footprints(cfg.store)
+    counter = CountingScheduler()
+    with dask.config.set(scheduler=counter):
+        tile = _quarter_layers(cfg, q, tile_gbox, static, r_all, landcover, fvc, footprints=footprints)
+    assert counter.calls == 0
+    assert fvc and footprints.overlapping(fvc, tile_gbox)
+    assert static["ls"] == footprints.overlapping(static["ls"], tile_gbox)  # one 30 m tile covers the sample
+    far = tile_gbox.translate_pix(10_000, 10_000)
+    assert footprints.overlapping(fvc + static["ls"], far) == []
+    whole = _quarter_layers(cfg, q, grid.geobox(q), static, r_all, landcover, fvc)
+    assert len(tile["erosion"].data.dask) < len(whole["erosion"].data.dask)
+    ys, xs = grid.tiles(q).roi[(iy, ix)]
+    for name in ("erosion", "quality", "ls", "r"):
+        a, b = tile[name].values, whole[name].isel(y=ys, x=xs).values
+        assert a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+    assert np.isfinite(tile["erosion"].values).any()
+
+
 def test_rain_is_read_by_windows_and_windows_agree(year_run: Any) -> None:
     from lpqlc.erosion.inputs import r_quarters
 

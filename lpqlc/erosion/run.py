@@ -50,13 +50,13 @@ from lpqlc.erosion.inputs import r_quarter, r_quarters, subregion_features
 from lpqlc.erosion.reductions import display_image
 from lpqlc.erosion.rusle import erosion_grade
 from lpqlc.erosion.static import static_layers
-from lpqlc.errors import ConfigError
+from lpqlc.errors import ConfigError, SourceError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.publish.collections import class_colours
 from lpqlc.publish.preview import write_png
 from lpqlc.quarter import Quarter
-from lpqlc.sources.rasters import file_item, load_files
+from lpqlc.sources.rasters import load_files
 from lpqlc.storage import Store, exists, gdal_env, open_filesystem, parse_storage_url, read_bytes, write_bytes
 from lpqlc.units import Unit, marker_key, run_units, unit_key
 
@@ -65,6 +65,8 @@ __all__ = ["ErosionRun", "run_erosion", "static_layers", "FACTORS"]
 log = logging.getLogger(__name__)
 
 FACTORS = ("r", "k", "ls", "c", "p")
+#: Tiles whose graphs the client builds and holds at once (a batch is computed before the next is built).
+TILE_BATCH = 32
 
 
 @dataclass
@@ -134,31 +136,91 @@ def fvc_neighbours(cfg: PipelineConfig, comp_dir: str, quarter: Quarter,
     return out
 
 
+class Footprints:
+    """Footprints of input rasters (their extent and pixel size), read once per file and run on the client.
+
+    A tile's layers read only the files whose footprint meets the tile (padded by two output pixels,
+    the bilinear kernel's reach), in the given order, so the mosaic is that of all files and the tile's
+    graph is bounded by the tile. Hand-written: odc-stac's ``load`` does select items per output chunk,
+    but only after building a STAC item (one file open) per URL it is given."""
+
+    def __init__(self, store: Store | None):
+        self.store = store
+        self._boxes: dict[str, GeoBox] = {}
+        self._bounds: dict[tuple[str, str], tuple[float, ...]] = {}
+        #: lazy loads of the current tile, shared by its quarters (a quarter's land cover is also its
+        #: neighbours' gap filler); the run clears it per tile
+        self.loads: dict[tuple[Any, ...], xr.DataArray] = {}
+
+    def load(self, urls: list[str], gbox: GeoBox, name: str, resampling: str, chunks: int) -> xr.DataArray:
+        """:func:`lpqlc.sources.rasters.load_files` of the ``urls`` meeting ``gbox`` (the first one if
+        none does), made once per tile and reused."""
+        urls = self.overlapping(urls, gbox) or urls[:1]
+        key = (tuple(urls), name, resampling, chunks, gbox.shape.yx, tuple(gbox.affine), str(gbox.crs))
+        if key not in self.loads:
+            self.loads[key] = load_files(urls, gbox, name=name, resampling=resampling, chunks=chunks,
+                                         store=self.store)  # fmt: skip
+        return self.loads[key]
+
+    def geobox(self, url: str) -> GeoBox:
+        """The pixel grid of ``url`` (opened once)."""
+        if url not in self._boxes:
+            import rasterio
+
+            try:
+                with rasterio.Env(**gdal_env(self.store)), rasterio.open(url) as src:
+                    self._boxes[url] = GeoBox((src.height, src.width), src.transform, src.crs)
+            except rasterio.errors.RasterioIOError as exc:
+                raise SourceError(f"cannot open raster {url}: {exc}") from None
+        return self._boxes[url]
+
+    def resolution(self, url: str) -> float:
+        """Pixel size of ``url`` in its CRS units."""
+        return abs(self.geobox(url).resolution.x)
+
+    def overlapping(self, urls: list[str], gbox: GeoBox) -> list[str]:
+        """The ``urls`` (in order) whose footprint's bounding box (in ``gbox``'s CRS, kept per file)
+        meets ``gbox`` padded by two pixels: a superset of the files that touch the tile."""
+        x0, y0, x1, y1 = gbox.pad(2).extent.boundingbox
+        out = []
+        for u in urls:
+            key = (u, str(gbox.crs))
+            if key not in self._bounds:
+                self._bounds[key] = tuple(self.geobox(u).extent.to_crs(gbox.crs).boundingbox)
+            bx0, by0, bx1, by1 = self._bounds[key]
+            if bx0 < x1 and x0 < bx1 and by0 < y1 and y0 < by1:
+                out.append(u)
+        return out
+
+
 def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static: dict[str, list[str]],
                     r_all: xr.DataArray, landcover: str, fvc_urls: list[str],
                     neighbours: FVCNeighbours | None = None,
-                    lc_neighbours: list[list[str]] | None = None) -> dict[str, xr.DataArray]:  # fmt: skip
+                    lc_neighbours: list[list[str]] | None = None,
+                    footprints: Footprints | None = None) -> dict[str, xr.DataArray]:  # fmt: skip
     """Lazy R, K, LS, C, P, A, the gap-filled FVC and its quality (lpqlc.erosion.gapfill) of a quarter on
-    ``gbox``; ``lc_neighbours``: other quarters' land-cover URLs filling its class gaps, in order."""
+    ``gbox``; ``lc_neighbours``: other quarters' land-cover URLs filling its class gaps, in order.
+    ``footprints``: the run's cache of input footprints; given, only the files overlapping ``gbox`` are
+    read (a tile's graph then does not grow with the AOI's number of files)."""
     store, chunk, rusle = cfg.store, cfg.grid.chunk_size, cfg.science.rusle
+    fp = footprints or Footprints(store)
     lc_urls = landcover_urls(landcover, quarter, cfg)
-    lc_res = abs(file_item(lc_urls[0], "landcover", store).assets["landcover"].extra_fields["proj:transform"][0])
-    lc_resampling = "mode" if lc_res < gbox.resolution.x * 0.75 else "nearest"
+    lc_resampling = "mode" if fp.resolution(lc_urls[0]) < gbox.resolution.x * 0.75 else "nearest"
 
     def lc_of(urls: list[str]) -> xr.DataArray:
-        return load_files(urls, gbox, name="landcover", resampling=lc_resampling, chunks=chunk, store=store)
+        return fp.load(urls, gbox, "landcover", lc_resampling, chunk)
 
     lc, lc_filled = fill_landcover(lc_of(lc_urls), [lc_of(u) for u in lc_neighbours or []],
                                    cfg.science.landcover.nodata)  # fmt: skip
 
     def static_layer(name: str) -> xr.DataArray:
-        return load_files(static[name], gbox, name=name, resampling="bilinear", chunks=chunk, store=store)
+        return fp.load(static[name], gbox, name, "bilinear", chunk)
 
     k, ls, slope = static_layer("k"), static_layer("ls"), static_layer("slope")
     def fvc_of(urls: list[str]) -> xr.DataArray:
-        if not urls:
+        if not fp.overlapping(urls, gbox):
             return xr.full_like(k, np.nan)
-        return load_files(urls, gbox, name=FVC, resampling="bilinear", chunks=chunk, store=store)
+        return fp.load(urls, gbox, FVC, "bilinear", chunk)
 
     nb = neighbours or FVCNeighbours()
     fvc, quality = fill_fvc(
@@ -303,42 +365,59 @@ def run_erosion(
     grade_colours = class_colours(cfg, "erosion-annual", "grade")
     quality_colours = class_colours(cfg, "erosion", "quality")
 
-    units, keys = [], []
+    keys: list[tuple[int, str]] = []
+    results: list[dict[str, Any]] = []
+    batch: list[Unit] = []
+    total = sum(sum(1 for _ in grid.iter_tiles(min(q for q in quarters if q.year == y))) for y in years)
+    footprints = Footprints(store)
+
+    def flush() -> None:
+        # a batch's tile graphs are computed (or reused) and dropped before the next batch is built
+        done = len(results)
+
+        def step(stage: str, n: int, _total: int) -> None:
+            tick(stage, done + n, total)
+
+        results.extend(run_units(batch, client, "erosion", store=store, progress=step if progress else None))
+        batch.clear()
+
     own = {q: _fvc_urls(cfg, comp_dir, q, client) for q in sorted(quarters)}
     settings = (cfg.science.rusle.model_dump(mode="json"), cfg.science.fvc.model_dump(mode="json"),
                 cfg.grid.model_dump(mode="json"), cfg.sources.collections.model_dump(mode="json"), factors)  # fmt: skip
+    names = ("erosion", "quality", *FACTORS) if factors else ("erosion", "quality")
     for year in years:
         qs = sorted(q for q in quarters if q.year == year)
         res = {grid.grid.resolution_for(q) for q in qs}
         if len(res) > 1:
             raise ConfigError(f"year {year} spans two grid resolutions {sorted(res)}: align grid.resolutions to years")
-        gbox = grid.geobox(qs[0])
         nbs = {q: fvc_neighbours(cfg, comp_dir, q, own) for q in qs}
         lc_nbs = {q: landcover_neighbours(landcover, q, cfg) for q in qs}
-        layers = {str(q): _quarter_layers(cfg, q, gbox, static_urls, r_all, landcover, own[q], nbs[q],
-                                          lc_nbs[q]) for q in qs}  # fmt: skip
-        tiles = grid.tiles(qs[0])
         # a unit's inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify,
         # else the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
         lc_urls = [landcover_urls(landcover, q, cfg) for q in qs]
         lc_urls += [list(u) for u in sorted({tuple(u) for n in lc_nbs.values() for u in n})]  # gap fillers
         comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", store)).hexdigest() for q in qs]
+        neighbour_digests = sorted({d for n in nbs.values() for d in n.digests})
         for index, tile_gbox in grid.iter_tiles(qs[0]):
-            ys, xs = tiles.roi[index]
-            arrays = {f"{q}/{name}": layers[q][name].isel(y=ys, x=xs).data
-                      for q in layers for name in (("erosion", "quality", *FACTORS) if factors else ("erosion", "quality"))}  # fmt: skip
+            # the tile's graph from its own GeoBox: reads only the files meeting the tile (no halo needed:
+            # every layer here is per pixel; LS's flow routing ran in the static layers, with its margin)
+            layers = {str(q): _quarter_layers(cfg, q, tile_gbox, static_urls, r_all, landcover, own[q],
+                                              nbs[q], lc_nbs[q], footprints) for q in qs}  # fmt: skip
+            footprints.loads.clear()
+            arrays = {f"{q}/{name}": layers[q][name].data for q in layers for name in names}
             t = tile_id(index)
             task = dask.delayed(_write_year_tile, pure=True)(
                 arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, t,
                 store, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize, quality_colours,
             )  # fmt: skip
             upstream = [_input_key(urls, t, store) for urls in lc_urls]
-            neighbour_digests = sorted({d for n in nbs.values() for d in n.digests})
             key = unit_key("erosion", __version__, [str(q) for q in qs], t, upstream, comps, neighbour_digests, settings)
             # the marker sits with the annual outputs, or (a partial year) with its last quarter's
-            units.append(Unit(task, f"{prefix}/{year if len(qs) == 4 else qs[-1]}/{t}", key))
+            batch.append(Unit(task, f"{prefix}/{year if len(qs) == 4 else qs[-1]}/{t}", key))
             keys.append((year, t))
-    results = run_units(units, client, "erosion", store=store, progress=progress)
+            if len(batch) >= TILE_BATCH:
+                flush()
+    flush()
     merged: dict[str, dict[str, Any]] = {}
     quality: dict[str, np.ndarray] = {}
     for stats in results:
