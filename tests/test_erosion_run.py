@@ -277,6 +277,23 @@ def test_a_tile_task_is_planned_without_computing_and_writes_the_runs_pixels(yea
         assert (tmp_path / period / t / "erosion.tif").read_bytes() == (out / period / t / "erosion.tif").read_bytes()
 
 
+def test_erosion_items_list_their_land_cover_gap_fillers(year_run: Any) -> None:
+    from lpqlc.erosion.gapfill import landcover_candidates
+    from lpqlc.publish.collections import collection_id
+    from lpqlc.publish.items import Period, item_id
+    from lpqlc.publish.products import erosion_specs
+
+    cfg, _, out, _ = year_run
+    specs = erosion_specs(cfg, str(out), str(out / "composites"), QUARTERS, [YEAR])
+    lc = collection_id(cfg, "landcover")
+    q = QUARTERS[1]
+    spec = next(s for s in specs if s.product == "erosion" and s.period == str(q))
+    fillers = [c for c in landcover_candidates(q, cfg.science.rusle.landcover_gapfill) if c in cfg.quarters or c in QUARTERS]
+    assert QUARTERS[0] in fillers and QUARTERS[2] in fillers and q not in fillers
+    ids = [item_id(lc, Period.of(c), spec.tile) for c in [q, *fillers]]
+    assert list(spec.inputs[: len(ids)]) == ids and ids[1] in spec.lineage
+
+
 def test_rain_is_read_by_windows_and_windows_agree(year_run: Any) -> None:
     from lpqlc.erosion.inputs import r_quarters
 
