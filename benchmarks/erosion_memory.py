@@ -5,10 +5,14 @@ its own process, not counted), then the year's composites are made in a client p
 their own (their peaks printed apart: they are the composite job's, see "Pixel memory"), then
 ``run_erosion`` runs in a fresh client process on a LocalCluster of ``--workers`` single-threaded worker
 processes, reusing the composites. Printed: the AOI size, wall time, the client's peak RSS and each
-worker's (``ru_maxrss``), and each scale's ratio to ×1 (target ±20 %), for both jobs.
+worker's (``ru_maxrss``), and each scale's ratio to ×1 (target ±20 %), for both jobs; for the erosion
+job also the client's CPU seconds per tile (planning the tile tasks, reading results: the client's
+share of the work, which must not grow per tile with the AOI).
 Tiles and chunks are fixed (``--tile``, ``--chunk``), so a task's memory does not grow with the AOI.
+``--baseline DIR`` also runs the erosion job with the lpqlc package found in DIR (e.g. a worktree of an
+earlier commit) on the same input, and prints our client CPU per tile as a ratio to it.
 
-    python benchmarks/erosion_memory.py [--base 384] [--scales 1 4 16] [--tile 256] [--chunk 128]
+    python benchmarks/erosion_memory.py [--base 384] [--scales 1 4 16] [--tile 256] [--chunk 128] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import math
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,22 +79,26 @@ def _run(folder: Path, size: int, workers: int, tile: int, chunk: int, job: str)
     out = folder / "erosion"
     cfg = _config(folder, size, tile, chunk)
     quarters = quarter_range(f"{YEAR}Q1", f"{YEAR}Q4")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                       memory_limit="4GiB") as cluster, Client(cluster) as client:  # fmt: skip
         if job == "composite":
             ensure_composites(cfg, f"{out}/composites", quarters, client)
         else:
             landcover = f"{arch['truth']}/landcover/{{quarter}}.tif"
-            run_erosion(cfg, quarters, str(out), landcover=landcover, client=client)
+            cpu = time.process_time()  # the cluster's start is not the job's
+            run = run_erosion(cfg, quarters, str(out), landcover=landcover, client=client)
+            cpu, tiles = time.process_time() - cpu, len(run.tiles)
         seconds = time.perf_counter() - t
         peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     client_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "client_mb": client_mb, "workers_mb": sorted(peaks.values())}))
+    extra = {"client_cpu_per_tile": cpu / tiles, "tiles": tiles} if job != "composite" else {}
+    print(json.dumps({"seconds": seconds, "client_mb": client_mb, "workers_mb": sorted(peaks.values()), **extra}))
 
 
-def _spawn(*args: str) -> dict[str, Any]:
-    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+def _spawn(*args: str, code: str | None = None) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": code} if code else None
+    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False, env=env)
     if res.returncode:
         raise RuntimeError(res.stderr[-4000:])
     lines = [ln for ln in res.stdout.strip().splitlines() if ln.startswith("{")]
@@ -106,6 +115,7 @@ def main() -> None:
     ap.add_argument("--child", choices=("generate", "composite", "run"))
     ap.add_argument("--folder")
     ap.add_argument("--size", type=int)
+    ap.add_argument("--baseline", help="a folder holding another lpqlc package (e.g. an earlier commit's worktree)")
     args = ap.parse_args()
     if args.child == "generate":
         _generate(Path(args.folder), args.size)
@@ -131,6 +141,20 @@ def main() -> None:
                       f"{r['seconds']:7.1f} s, client peak {r['client_mb']:6.0f} MB "
                       f"({r['client_mb'] / b['client_mb']:.2f}× ×1), workers peak {workers} MB "
                       f"(max {wmax / bmax:.2f}× ×1)", flush=True)  # fmt: skip
+                if job == "run":
+                    print(f"     client CPU {r['client_cpu_per_tile']:.3f} s per tile ({r['tiles']} tiles-years; "
+                          f"{r['client_cpu_per_tile'] / b['client_cpu_per_tile']:.2f}× ×1)", flush=True)  # fmt: skip
+                if job == "run" and args.baseline:
+                    for sub in (str(YEAR), "static"):  # not reused: computed again, as ours did
+                        shutil.rmtree(Path(tmp) / "erosion" / sub, ignore_errors=True)
+                    o = _spawn("--child", job, "--folder", tmp, "--size", str(size), "--workers", str(args.workers),
+                               "--tile", str(args.tile), "--chunk", str(args.chunk), code=args.baseline)  # fmt: skip
+                    ob = base.setdefault("baseline", o)
+                    print(f"     baseline ({args.baseline}): {o['seconds']:7.1f} s, client peak {o['client_mb']:.0f} MB "
+                          f"({o['client_mb'] / ob['client_mb']:.2f}× ×1), workers peak "
+                          f"{', '.join(f'{w:.0f}' for w in o['workers_mb'])} MB, client CPU "
+                          f"{o['client_cpu_per_tile']:.3f} s per tile; ours / baseline: client CPU per tile "
+                          f"{r['client_cpu_per_tile'] / o['client_cpu_per_tile']:.2f}×", flush=True)  # fmt: skip
 
 if __name__ == "__main__":
     main()

@@ -243,6 +243,57 @@ def test_a_tiles_graph_reads_only_its_files_and_equals_the_aoi_graph_there(year_
     assert np.isfinite(tile["erosion"].values).any()
 
 
+def test_a_tile_task_is_planned_without_computing_and_writes_the_runs_pixels(year_run: Any, tmp_path: Path) -> None:
+    """The client plans a tile as a spec of the files meeting it (no compute, no load; its footprints
+    hold only those files), and the worker task built from it writes the same bytes run_erosion wrote."""
+    from lpqlc.erosion.inputs import r_quarters
+    from lpqlc.erosion.run import Footprints, fvc_neighbours, landcover_neighbours, landcover_urls
+    from lpqlc.erosion.tile_task import erosion_tile, tile_spec
+
+    cfg, _, out, landcover = year_run
+    grid = OutputGrid.from_config(cfg)
+    static = static_layers(cfg, str(out), grid)
+    comp = str(out / "composites")
+    own = {q: _fvc_urls(cfg, comp, q, None) for q in QUARTERS}
+    nbs = {q: fvc_neighbours(cfg, comp, q, own) for q in QUARTERS}
+    fillers = {q: landcover_neighbours(landcover, q, cfg) for q in QUARTERS}
+    lc = {q: landcover_urls(landcover, q, cfg) for q in QUARTERS}
+    footprints = Footprints(cfg.store)
+    (iy, ix), tile_gbox = list(grid.iter_tiles(QUARTERS[0]))[-1]
+    counter = CountingScheduler()
+    with dask.config.set(scheduler=counter):
+        spec = tile_spec(footprints, tile_gbox, QUARTERS, static, lc, fillers, own, nbs)
+        inner = tile_spec(footprints, tile_gbox[8:-8, 8:-8], QUARTERS, static, lc, fillers, own, nbs)
+    assert counter.calls == 0 and not footprints.loads
+    assert set(spec.footprints._boxes) == set(spec.urls) and not spec.footprints.loads
+    fvc_files = [q for q in QUARTERS if len(own[q]) > 1]
+    assert fvc_files and all(len(inner.fvc[q]) == 1 and inner.fvc[q][0] in own[q] for q in fvc_files)
+    r_year = r_quarters(cfg, [YEAR]).compute()
+    t = tile_id((iy, ix))
+    stats = erosion_tile(cfg, spec, r_year, landcover, ("erosion", "quality"), YEAR, str(tmp_path), t, False, [],
+                         cfg.science.rusle.grades.breaks, None, None)  # fmt: skip
+    assert stats[f"{YEAR}|ALL"]["n"] > 0
+    for period in [*map(str, QUARTERS), str(YEAR)]:
+        assert (tmp_path / period / t / "erosion.tif").read_bytes() == (out / period / t / "erosion.tif").read_bytes()
+
+
+def test_erosion_items_list_their_land_cover_gap_fillers(year_run: Any) -> None:
+    from lpqlc.erosion.gapfill import landcover_candidates
+    from lpqlc.publish.collections import collection_id
+    from lpqlc.publish.items import Period, item_id
+    from lpqlc.publish.products import erosion_specs
+
+    cfg, _, out, _ = year_run
+    specs = erosion_specs(cfg, str(out), str(out / "composites"), QUARTERS, [YEAR])
+    lc = collection_id(cfg, "landcover")
+    q = QUARTERS[1]
+    spec = next(s for s in specs if s.product == "erosion" and s.period == str(q))
+    fillers = [c for c in landcover_candidates(q, cfg.science.rusle.landcover_gapfill) if c in cfg.quarters or c in QUARTERS]
+    assert QUARTERS[0] in fillers and QUARTERS[2] in fillers and q not in fillers
+    ids = [item_id(lc, Period.of(c), spec.tile) for c in [q, *fillers]]
+    assert list(spec.inputs[: len(ids)]) == ids and ids[1] in spec.lineage
+
+
 def test_rain_is_read_by_windows_and_windows_agree(year_run: Any) -> None:
     from lpqlc.erosion.inputs import r_quarters
 

@@ -50,6 +50,7 @@ from lpqlc.erosion.inputs import r_quarter, r_quarters, subregion_features
 from lpqlc.erosion.reductions import display_image
 from lpqlc.erosion.rusle import erosion_grade
 from lpqlc.erosion.static import static_layers
+from lpqlc.erosion.tile_task import erosion_tile, tile_spec
 from lpqlc.errors import ConfigError, SourceError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
@@ -65,7 +66,7 @@ __all__ = ["ErosionRun", "run_erosion", "static_layers", "FACTORS"]
 log = logging.getLogger(__name__)
 
 FACTORS = ("r", "k", "ls", "c", "p")
-#: Tiles whose graphs the client builds and holds at once (a batch is computed before the next is built).
+#: Tile tasks the client plans and holds at once (a batch is computed before the next is planned).
 TILE_BATCH = 32
 
 
@@ -162,6 +163,20 @@ class Footprints:
                                          store=self.store)  # fmt: skip
         return self.loads[key]
 
+    def subset(self, urls: list[str], crs: Any) -> Footprints:
+        """A copy holding only ``urls``' grids and their bounds in ``crs`` (no loads): what a tile task
+        needs to choose and read its files on a worker without opening any file header again."""
+        out = Footprints(self.store)
+        for u in urls:
+            out._boxes[u] = self.geobox(u)
+            key = (u, str(crs))
+            out._bounds[key] = self._bounds.get(key) or tuple(self.geobox(u).extent.to_crs(crs).boundingbox)
+        return out
+
+    def pick(self, urls: list[str], gbox: GeoBox) -> list[str]:
+        """The ``urls`` :meth:`load` would read for ``gbox`` (those meeting it, else the first)."""
+        return self.overlapping(urls, gbox) or urls[:1]
+
     def geobox(self, url: str) -> GeoBox:
         """The pixel grid of ``url`` (opened once)."""
         if url not in self._boxes:
@@ -197,14 +212,16 @@ def _quarter_layers(cfg: PipelineConfig, quarter: Quarter, gbox: GeoBox, static:
                     r_all: xr.DataArray, landcover: str, fvc_urls: list[str],
                     neighbours: FVCNeighbours | None = None,
                     lc_neighbours: list[list[str]] | None = None,
-                    footprints: Footprints | None = None) -> dict[str, xr.DataArray]:  # fmt: skip
+                    footprints: Footprints | None = None,
+                    lc_urls: list[str] | None = None) -> dict[str, xr.DataArray]:  # fmt: skip
     """Lazy R, K, LS, C, P, A, the gap-filled FVC and its quality (lpqlc.erosion.gapfill) of a quarter on
     ``gbox``; ``lc_neighbours``: other quarters' land-cover URLs filling its class gaps, in order.
     ``footprints``: the run's cache of input footprints; given, only the files overlapping ``gbox`` are
-    read (a tile's graph then does not grow with the AOI's number of files)."""
+    read (a tile's graph then does not grow with the AOI's number of files). ``lc_urls``: the quarter's
+    land-cover files (default: all of ``landcover``'s)."""
     store, chunk, rusle = cfg.store, cfg.grid.chunk_size, cfg.science.rusle
     fp = footprints or Footprints(store)
-    lc_urls = landcover_urls(landcover, quarter, cfg)
+    lc_urls = lc_urls or landcover_urls(landcover, quarter, cfg)
     lc_resampling = "mode" if fp.resolution(lc_urls[0]) < gbox.resolution.x * 0.75 else "nearest"
 
     def lc_of(urls: list[str]) -> xr.DataArray:
@@ -398,20 +415,19 @@ def run_erosion(
         lc_urls += [list(u) for u in sorted({tuple(u) for n in lc_nbs.values() for u in n})]  # gap fillers
         comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", store)).hexdigest() for q in qs]
         neighbour_digests = sorted({d for n in nbs.values() for d in n.digests})
+        r_year = r_all.sel(quarter=[str(q) for q in qs])
+        q_lc = {q: landcover_urls(landcover, q, cfg) for q in qs}
         for index, tile_gbox in grid.iter_tiles(qs[0]):
-            # the tile's graph from its own GeoBox: reads only the files meeting the tile (no halo needed:
-            # every layer here is per pixel; LS's flow routing ran in the static layers, with its margin)
-            layers = {str(q): _quarter_layers(cfg, q, tile_gbox, static_urls, r_all, landcover, own[q],
-                                              nbs[q], lc_nbs[q], footprints) for q in qs}  # fmt: skip
-            footprints.loads.clear()
-            arrays = {f"{q}/{name}": layers[q][name].data for q in layers for name in names}
+            # the client sends the tile's file lists (those meeting the tile, chosen with the footprints
+            # read once per run) and the worker builds and computes the tile's graph (lpqlc.erosion.tile_task)
             t = tile_id(index)
-            task = dask.delayed(_write_year_tile, pure=True)(
-                arrays, list(layers), year if len(qs) == 4 else None, tile_gbox, prefix, t,
-                store, factors, features, grades.breaks, grade_colours, cfg.grid.cog_blocksize, quality_colours,
-            )  # fmt: skip
             upstream = [_input_key(urls, t, store) for urls in lc_urls]
             key = unit_key("erosion", __version__, [str(q) for q in qs], t, upstream, comps, neighbour_digests, settings)
+            spec = tile_spec(footprints, tile_gbox, qs, static_urls, q_lc, lc_nbs, own, nbs)
+            task = dask.delayed(erosion_tile)(
+                cfg, spec, r_year, landcover, names, year if len(qs) == 4 else None, prefix, t,
+                factors, features, grades.breaks, grade_colours, quality_colours, dask_key_name=f"erosion-tile-{key}",
+            )  # fmt: skip
             # the marker sits with the annual outputs, or (a partial year) with its last quarter's
             batch.append(Unit(task, f"{prefix}/{year if len(qs) == 4 else qs[-1]}/{t}", key))
             keys.append((year, t))

@@ -174,8 +174,14 @@ def landcover_specs(cfg: PipelineConfig, classify_dir: str, comp_dir: str, quart
 
 def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters: Sequence[Quarter],
                   years: Sequence[int]) -> list[ItemSpec]:  # fmt: skip
-    """Item specs of the quarterly and annual erosion products."""
+    """Item specs of the quarterly and annual erosion products. A quarterly item's inputs are its land-cover
+    item, the land-cover items of the quarters (of the configured period or of ``quarters``) that may fill its class gaps
+    (quality 5, :func:`lpqlc.erosion.gapfill.landcover_candidates`, in the order they are tried) and its
+    composite's source items."""
+    from lpqlc.erosion.gapfill import landcover_candidates
+
     grid = OutputGrid.from_config(cfg)
+    period = set(cfg.quarters) | set(quarters)
     lc = collection_id(cfg, "landcover")
     ero = collection_id(cfg, "erosion")
     anc = cfg.sources.collections
@@ -184,16 +190,19 @@ def erosion_specs(cfg: PipelineConfig, erosion_dir: str, comp_dir: str, quarters
     for q in sorted(quarters):
         comp = list(comps[q].get("items", []))
         bad = _unreadable([comps[q]])
+        fillers = [c for c in landcover_candidates(q, cfg.science.rusle.landcover_gapfill) if c in period]
         for index, _ in grid.iter_tiles(q):
             t = tile_id(index)
             lc_id = item_id(lc, Period.of(q), t)
+            filler_ids = [item_id(lc, Period.of(c), t) for c in fillers]
+            gaps = f"; its class gaps (quality 5) filled from {', '.join(filler_ids)}, first that has one" if fillers else ""
             extra, lineage = _flag({}, (
-                f"RUSLE A = R·K·LS·C·P: C and P from land cover {lc_id} and FVC of the {q} composite of "
+                f"RUSLE A = R·K·LS·C·P: C and P from land cover {lc_id}{gaps}, and FVC of the {q} composite of "
                 f"{len(comp)} source items (listed in the lineage document); R from {anc.precipitation}, K from "
                 f"{anc.soil}, LS from {anc.dem}"), bad)  # fmt: skip
             specs.append(ItemSpec("erosion", str(q), t, {"erosion": f"{erosion_dir}/{q}/{t}/erosion.tif",
                                                           "quality": f"{erosion_dir}/{q}/{t}/quality.tif"},
-                                  lineage=lineage, inputs=(lc_id, *comp), extra=extra))  # fmt: skip
+                                  lineage=lineage, inputs=(lc_id, *filler_ids, *comp), extra=extra))  # fmt: skip
     for y in sorted(years):
         for index, _ in grid.iter_tiles(Quarter(y, 1)):
             t = tile_id(index)
