@@ -68,8 +68,15 @@ def test_two_step_training_resume_and_evaluation(small_archive: SampleArchive, t
     assert [r["stage"] for r in rows] == ["contrastive", "supervised", "supervised", "refine"]
     assert all(np.isfinite(float(r["loss"])) for r in rows) and rows[-1]["ic"] != ""
     assert (tmp_path / "model" / "losses.png").read_bytes()[:4] == b"\x89PNG"
+    # one optimiser and one cosine across the stages (ccts.schedule continuous, the default): the rate falls
+    # from epoch to epoch over the stage boundaries, and AdamW's step count at the end is every step of all stages
+    # (8) for the encoder, every step of stages 2-3 (6) for the decoder, which stage 1 does not use
+    lrs = [float(r["lr"]) for r in rows]
+    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False)), lrs
+    opt = load_checkpoint(str(tmp_path / "model" / "latest.pt")).optimizer
+    assert opt is not None and {int(v["step"]) for v in opt["state"].values()} == {8, 6}
     ck = load_checkpoint(res.checkpoint)
-    assert ck.provenance["stage"] == "refine" and ck.provenance["labelled"] == ["2021Q4"]
+    assert ck.provenance["stage"] == "refine" and ck.provenance["labelled"] == ["2021Q4"] and ck.optimizer is None
     assert ck.classes == [10, 20, 30, 40, 50, 60, 80, 90] and set(ck.norm.mean) == set(ck.bands)
     # a rerun finds every stage done and trains nothing more
     before = (tmp_path / "model" / "refine.pt").stat().st_mtime_ns
@@ -125,6 +132,46 @@ def test_two_step_training_resume_and_evaluation(small_archive: SampleArchive, t
     geo.to_parquet(tmp_path / "points.parquet")
     rep3 = evaluate_job(cfg, res.checkpoint, [Quarter(2022, 1)], points=str(tmp_path / "points.parquet"))
     assert rep3.overall.confusion.tolist() == rep2.overall.confusion.tolist()
+
+
+def test_learning_rate_continues_across_stages_or_restarts_per_stage() -> None:
+    from lpqlc.config.science import CCTSConfig
+    from lpqlc.model.train import learning_rate
+
+    cc = CCTSConfig(learning_rate=1e-3, steps_per_epoch=5, epochs={"contrastive": 2, "supervised": 4, "refine": 2})
+    n = 8 * 5
+    assert learning_rate(cc, "contrastive", 0) == pytest.approx(1e-3)
+    # the refine stage starts where the supervised stage's cosine left off: steps 30.. of 40
+    last_sup, first_ref = learning_rate(cc, "supervised", 19), learning_rate(cc, "refine", 0)
+    assert first_ref == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 30 / n))) and first_ref < last_sup
+    per = CCTSConfig(**{**cc.model_dump(), "schedule": "per-stage"})
+    assert learning_rate(per, "refine", 0) == pytest.approx(1e-3)  # restarts at the full rate
+    assert learning_rate(per, "supervised", 10) == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 10 / 20)))
+
+
+def test_refine_continues_the_supervised_optimiser_in_a_later_call(small_archive: SampleArchive, tmp_path: Path) -> None:
+    """Stage 2 in one call, stage 3 in the next: the second call takes AdamW's moments and the rate where the
+    first left them (from latest.pt), not a fresh optimiser at the full rate."""
+    from lpqlc.model.checkpoint import load_checkpoint
+    from lpqlc.model.jobs import train_job
+    from lpqlc.model.train import learning_rate
+
+    cfg = small_config(small_archive.catalog, storage=str(tmp_path / "store"),
+                       ccts={"tile_size": 32, "batch_size": 2, "steps_per_epoch": 2, "size": "small",
+                             "epochs": {"contrastive": 0, "supervised": 2, "refine": 1},
+                             "unlabelled_quarters": "2022Q1:2022Q1", "confidence_threshold": 0.0},
+                       landcover={"label_year": 2021})  # fmt: skip
+    out = str(tmp_path / "model")
+    train_job(cfg, ("supervised",), out)
+    after_sup = load_checkpoint(f"{out}/latest.pt").optimizer
+    assert after_sup is not None and {int(v["step"]) for v in after_sup["state"].values()} == {4}
+    train_job(cfg, ("supervised", "refine"), out)
+    end = load_checkpoint(f"{out}/latest.pt").optimizer
+    assert end is not None and {int(v["step"]) for v in end["state"].values()} == {6}  # 4 carried + 2
+    rows = list(csv.DictReader(open(tmp_path / "model" / "losses.csv")))
+    assert [r["stage"] for r in rows] == ["supervised", "supervised", "refine"]
+    assert float(rows[-1]["lr"]) == pytest.approx(learning_rate(cfg.science.ccts, "refine", 1))
+    assert float(rows[-1]["lr"]) < float(rows[1]["lr"])
 
 
 def test_landsat_era_quarter_enters_both_stages_with_its_own_normalisation(small_archive: SampleArchive,

@@ -211,6 +211,12 @@ class CCTSConfig(Frozen):
     #: prediction on another quarter of it — the real appearance change between quarters as P_i,
     #: geometric and radiometric perturbations still applied on top).
     consistency: Literal["perturbed", "cross-time"] = "perturbed"
+    #: Learning-rate schedule and optimiser across the stages: ``continuous`` (one AdamW whose state
+    #: carries from stage to stage, one cosine decay over all configured epochs of the three stages, as
+    #: UniMatch/FixMatch train the labelled and unlabelled terms under one schedule) or ``per-stage``
+    #: (a fresh AdamW at ``learning_rate`` and a cosine over each stage: the behaviour before issue 21's
+    #: diagnosis, where stage 3 restarting at the full rate undid the annealed supervised model).
+    schedule: Literal["continuous", "per-stage"] = "continuous"
 
 
 class RFactorConfig(Frozen):

@@ -9,8 +9,13 @@
    confidence ≥ λ; L = ½ L_seg + ¼ L_ic + ¼ L_fp. With ``ccts.consistency: cross-time`` L_ic compares
    the pseudo-label of one quarter of a tile with the prediction on another quarter of it (perturbed too).
 
-Each stage writes ``<out>/<stage>.pt`` when done, and ``<out>/latest.pt`` after every epoch; a rerun
-skips finished stages and resumes an unfinished one from its last epoch. Losses go to
+Optimiser and learning rate (``ccts.schedule``): ``continuous`` keeps one AdamW for the network across the
+stages (its moments carry over) and decays the rate by one cosine over all configured steps of the three
+stages (:func:`learning_rate`); ``per-stage`` restarts AdamW and the cosine at each stage.
+
+Each stage writes ``<out>/<stage>.pt`` when done, and ``<out>/latest.pt`` after every epoch (with the
+optimiser state); a rerun skips finished stages and resumes an unfinished one from its last epoch, with
+the optimiser's moments and the rate where they were (the tile draws restart from the seed). Losses go to
 ``<out>/losses.csv`` and ``<out>/losses.png``.
 """
 
@@ -40,7 +45,7 @@ from lpqlc.model.perturb import Perturb, perturb
 from lpqlc.publish.preview import png_bytes
 from lpqlc.storage import Store, exists, read_bytes, write_bytes
 
-__all__ = ["STAGES", "TrainResult", "train", "pick_device"]
+__all__ = ["STAGES", "TrainResult", "train", "pick_device", "learning_rate"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,24 @@ def pick_device(prefer: str | None = None) -> torch.device:
     if prefer:
         return torch.device(prefer)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def learning_rate(cc: Any, stage: str, step: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based, within ``stage``) under ``cc.schedule``.
+
+    ``continuous``: the stages occupy consecutive slots of one schedule (contrastive, supervised, refine;
+    each ``epochs × steps_per_epoch`` steps as configured, a stage with 0 epochs takes no slot) and the
+    rate is ``learning_rate · ½(1 + cos(π t / T))`` at global step t of T; so the refine stage starts
+    where the supervised stage's rate ended. ``per-stage``: the same cosine over the stage alone
+    (torch's ``CosineAnnealingLR`` with ``eta_min`` 0, in closed form so a resume lands exactly)."""
+    import math
+
+    n = {s: cc.epochs.get(s, 0) * cc.steps_per_epoch for s in STAGES}
+    if cc.schedule == "per-stage":
+        t, total = step, n[stage]
+    else:
+        t, total = sum(n[s] for s in STAGES[: STAGES.index(stage)]) + step, sum(n.values())
+    return float(cc.learning_rate * 0.5 * (1.0 + math.cos(math.pi * t / max(1, total))))
 
 
 def _seed(seed: int) -> None:
@@ -181,20 +204,27 @@ def train(
     finished = [s for s in stages if exists(f"{out}/{s}.pt", store)]
     todo = [s for s in stages if s not in finished]
     resumed = False
-    if todo and exists(latest, store):  # resume an interrupted stage from its last epoch
-        ck = load_checkpoint(latest, store)
-        if ck.provenance.get("stage") == todo[0]:
-            model.load_state_dict(ck.model.state_dict())
-            start_epoch[todo[0]] = int(ck.provenance.get("epoch", -1)) + 1
-            resumed = True
-            log.info("resuming %s from epoch %d (%s)", todo[0], start_epoch[todo[0]], latest)
+    opt_state: dict[str, Any] | None = None  # the optimiser where the last run left it (continuous schedule)
+    last_ck = load_checkpoint(latest, store) if todo and exists(latest, store) else None
+    if last_ck is not None and last_ck.provenance.get("stage") == todo[0]:  # resume an interrupted stage
+        model.load_state_dict(last_ck.model.state_dict())
+        start_epoch[todo[0]] = int(last_ck.provenance.get("epoch", -1)) + 1
+        opt_state = last_ck.optimizer
+        resumed = True
+        log.info("resuming %s from epoch %d (%s)", todo[0], start_epoch[todo[0]], latest)
     if not resumed and finished:  # start from the last finished stage
         model.load_state_dict(load_checkpoint(f"{out}/{finished[-1]}.pt", store).model.state_dict())
+        if last_ck is not None and last_ck.provenance.get("stage") == finished[-1]:
+            opt_state = last_ck.optimizer  # latest.pt is that stage's end, with its optimiser
     rows = [r for r in rows if r["stage"] in finished or (r["stage"] in start_epoch and r["epoch"] < start_epoch[r["stage"]])]
     model.to(dev)
     sampler = Sampler(data, cc.tile_size, cc.seed)
     gen = torch.Generator(device=dev).manual_seed(cc.seed) if dev.type == "cuda" else torch.Generator().manual_seed(cc.seed)
     done_any = ""
+    # the network's optimiser: one for all stages (continuous) or made again at each stage (per-stage)
+    opt = torch.optim.AdamW(model.parameters(), lr=cc.learning_rate, weight_decay=cc.weight_decay)
+    if cc.schedule == "continuous" and opt_state:
+        opt.load_state_dict(opt_state)
     for stage in stages:
         final = f"{out}/{stage}.pt"
         if stage in finished:
@@ -203,29 +233,36 @@ def train(
             continue
         epochs = cc.epochs.get(stage, 0)
         proj = nn.Sequential(nn.Linear(model.features, model.features), nn.ReLU(), nn.Linear(model.features, cc.projection_dim)).to(dev)
-        params = list(model.parameters()) + (list(proj.parameters()) if stage == "contrastive" else [])
-        opt = torch.optim.AdamW(params, lr=cc.learning_rate, weight_decay=cc.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * cc.steps_per_epoch))
+        # the projection head lives for stage 1 only: its own AdamW, at the network's rate
+        opts = [opt] + ([torch.optim.AdamW(proj.parameters(), lr=cc.learning_rate, weight_decay=cc.weight_decay)]
+                        if stage == "contrastive" else [])  # fmt: skip
         first = start_epoch.get(stage, 0)
-        for _ in range(first * cc.steps_per_epoch):
-            sched.step()
+        if cc.schedule == "per-stage" and not (resumed and stage == todo[0] and opt_state):
+            opt = opts[0] = torch.optim.AdamW(model.parameters(), lr=cc.learning_rate, weight_decay=cc.weight_decay)
+        elif cc.schedule == "per-stage":
+            opt.load_state_dict(opt_state)  # the interrupted stage's own optimiser
         for epoch in range(first, epochs):
             model.train()
             sums: dict[str, float] = {}
             for _step in range(cc.steps_per_epoch):
+                lr = learning_rate(cc, stage, epoch * cc.steps_per_epoch + _step)
+                for o in opts:
+                    for group in o.param_groups:
+                        group["lr"] = lr
                 if stage == "contrastive":
                     parts = _contrastive_step(model, proj, sampler, cc.batch_size, cc.temperature, dev, cc.amp)
                 elif stage == "supervised":
                     parts = _supervised_step(model, sampler, cc.batch_size, dev, cc.amp)
                 else:
                     parts = _refine_step(model, sampler, cc.batch_size, cc, dev, gen, cc.amp)
-                opt.zero_grad(set_to_none=True)
+                for o in opts:
+                    o.zero_grad(set_to_none=True)
                 parts["loss"].backward()
-                opt.step()
-                sched.step()
+                for o in opts:
+                    o.step()
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
-            row = {"stage": stage, "epoch": epoch, **{k: v / cc.steps_per_epoch for k, v in sums.items()}}
+            row = {"stage": stage, "epoch": epoch, **{k: v / cc.steps_per_epoch for k, v in sums.items()}, "lr": lr}
             rows.append(row)
             log.info("%s epoch %d: %s", stage, epoch, {k: round(v, 4) for k, v in row.items() if k not in ("stage", "epoch")})
             if stage == "refine" and row.get("kept", 1.0) < 0.01:
@@ -235,10 +272,12 @@ def train(
             if progress:
                 progress(stage, epoch + 1, epochs, float(row["loss"]))
             ck = _checkpoint(model, data, cfg, stage, epoch, dev)
+            ck.optimizer = opt.state_dict()
             save_checkpoint(ck, latest, store)
             _write_logs(rows, losses_url, plot_url, store)
         ck = _checkpoint(model, data, cfg, stage, epochs - 1, dev)
-        save_checkpoint(ck, final, store)
+        save_checkpoint(ck, final, store)  # the stage's model (no optimiser: classify reads these)
+        ck.optimizer = opt.state_dict()
         save_checkpoint(ck, latest, store)
         done_any = final
     if not done_any:
@@ -262,7 +301,7 @@ def _checkpoint(model: HRFormer, data: TrainingData, cfg: PipelineConfig, stage:
 
 
 def _write_logs(rows: list[dict[str, Any]], csv_url: str, png_url: str, store: Store | None) -> None:
-    keys = ["stage", "epoch", "loss", "seg", "ic", "fp", "kept", "agree", "pair_acc"]
+    keys = ["stage", "epoch", "loss", "seg", "ic", "fp", "kept", "agree", "pair_acc", "lr"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     w.writeheader()
