@@ -149,6 +149,26 @@ def test_learning_rate_continues_across_stages_or_restarts_per_stage() -> None:
     assert learning_rate(per, "supervised", 10) == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 10 / 20)))
 
 
+def test_unlabelled_passes_leave_batchnorm_running_statistics_alone() -> None:
+    import torch
+
+    from lpqlc.model.hrformer import HRFormer, hrformer_config
+    from lpqlc.model.train import _KeepBNStats
+
+    torch.manual_seed(0)
+    model = HRFormer(hrformer_config("small", in_channels=5, num_classes=4, window=7, mlp_ratio=4)).train()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone(), m.momentum) for m in bns]
+    x = torch.randn(2, 5, 32, 32) * 3 + 1
+    with torch.no_grad(), _KeepBNStats(model):
+        model(x)
+    after = [(m.running_mean, m.running_var, m.momentum) for m in bns]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2] for a, b in zip(before, after, strict=True))
+    with torch.no_grad(), _KeepBNStats(model, active=False):  # refine_bn_stats: all — the statistics move
+        model(x)
+    assert any(not torch.equal(a[0], m.running_mean) for a, m in zip(before, bns, strict=True))
+
+
 def test_refine_continues_the_supervised_optimiser_in_a_later_call(small_archive: SampleArchive, tmp_path: Path) -> None:
     """Stage 2 in one call, stage 3 in the next: the second call takes AdamW's moments and the rate where the
     first left them (from latest.pt), not a fresh optimiser at the full rate."""

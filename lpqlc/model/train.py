@@ -120,6 +120,27 @@ def _supervised_step(model: HRFormer, s: Sampler, n: int, dev: torch.device, amp
     return {"loss": F.cross_entropy(logits.float(), _t(y, dev), ignore_index=IGNORE)}
 
 
+class _KeepBNStats:
+    """Within it, BatchNorm layers in train mode normalise with the batch's statistics but do not move
+    their running statistics (momentum 0): for forward passes on images inference never sees."""
+
+    def __init__(self, model: nn.Module, active: bool = True):
+        self.bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if active else []
+        self.saved: list[Any] = []
+
+    def __enter__(self) -> None:
+        self.saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+                      for m in self.bns]  # fmt: skip
+        for m in self.bns:
+            m.momentum = 0.0
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, (momentum, tracked) in zip(self.bns, self.saved, strict=True):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
 def _refine_step(model: HRFormer, s: Sampler, n: int, cfg: Any, dev: torch.device, gen: torch.Generator,
                  amp: bool) -> dict[str, torch.Tensor]:  # fmt: skip
     """One stage-3 step. L_ic's second view is a perturbation of the same quarter (``consistency:
@@ -135,16 +156,18 @@ def _refine_step(model: HRFormer, s: Sampler, n: int, cfg: Any, dev: torch.devic
         xu, vu = s.unlabelled_batch(n)
         xu_t, vu_t = _t(xu, dev), _t(vu, dev)
         x2, v2 = xu_t, vu_t
+    keep = cfg.refine_bn_stats == "labelled"
     with _autocast(dev, amp):
         l_seg = F.cross_entropy(model(_t(xl, dev)).float(), _t(yl, dev), ignore_index=IGNORE)
-        with torch.no_grad():
-            p_u = torch.softmax(model(xu_t).float(), dim=1)
-        xi, pi, vi = perturb(x2, p_u, v2, gen, Perturb(kinds=tuple(cfg.perturbations)))
-        logits_i = model(xi)
-        l_ic = masked_consistency(logits_i, pi, cfg.confidence_threshold, vi)
-        feats = F.dropout2d(model.encode(xu_t), p=cfg.feature_dropout, training=True)
-        p_f = model.decode(feats, tuple(xu_t.shape[-2:]))
-        l_fp = masked_consistency(p_f, p_u, cfg.confidence_threshold, vu_t)
+        with _KeepBNStats(model, keep):  # unlabelled, perturbed, dropped-feature passes (ccts.refine_bn_stats)
+            with torch.no_grad():
+                p_u = torch.softmax(model(xu_t).float(), dim=1)
+            xi, pi, vi = perturb(x2, p_u, v2, gen, Perturb(kinds=tuple(cfg.perturbations)))
+            logits_i = model(xi)
+            l_ic = masked_consistency(logits_i, pi, cfg.confidence_threshold, vi)
+            feats = F.dropout2d(model.encode(xu_t), p=cfg.feature_dropout, training=True)
+            p_f = model.decode(feats, tuple(xu_t.shape[-2:]))
+            l_fp = masked_consistency(p_f, p_u, cfg.confidence_threshold, vu_t)
     with torch.no_grad():
         nv = vu_t.sum().clamp(min=1)
         kept = ((p_u.max(1).values >= cfg.confidence_threshold) & vu_t).sum() / nv
