@@ -415,7 +415,10 @@ def run_erosion(
         lc_urls += [list(u) for u in sorted({tuple(u) for n in lc_nbs.values() for u in n})]  # gap fillers
         comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", store)).hexdigest() for q in qs]
         neighbour_digests = sorted({d for n in nbs.values() for d in n.digests})
+        # the year's R on the precipitation grid (small: ~300² px for the plateau), computed once and kept
+        # on the cluster for the year's tile tasks (each would otherwise read the daily windows again)
         r_year = r_all.sel(quarter=[str(q) for q in qs])
+        r_year = client.persist(r_year) if client is not None else r_year.compute()
         q_lc = {q: landcover_urls(landcover, q, cfg) for q in qs}
         for index, tile_gbox in grid.iter_tiles(qs[0]):
             # the client sends the tile's file lists (those meeting the tile, chosen with the footprints

@@ -87,7 +87,7 @@ def erosion_tile(cfg: PipelineConfig, spec: TileSpec, r_year: xr.DataArray, land
     layers; return its sums per (period, subregion) (:func:`lpqlc.erosion.run._write_year_tile`).
 
     ``r_year``: the year's quarterly R on the precipitation grid (quarter, y, x), in memory (a few
-    hundred pixels a side for the plateau: Dask computes it once per batch as this task's dependency)."""
+    hundred pixels a side for the plateau: the run computes it once per year and keeps it on the cluster)."""
     import odc.stac
 
     from lpqlc.erosion.run import _quarter_layers, _write_year_tile
