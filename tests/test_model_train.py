@@ -50,15 +50,23 @@ def test_breakdown_prints_each_scope_with_pa_ua_iou() -> None:
     assert lines[4].split()[5] == "–/0.00/0.00"  # no Forest in the reference: no PA; 4 predicted, none right
 
 
+def _tiny_config(archive: SampleArchive, tmp_path: Path, epochs: tuple[int, int, int],
+                 unlabelled: str = "2022Q1:2022Q1", label_year: int = 2021) -> Any:
+    """The sample config with a CCTS small enough to train in seconds: 32 px tiles, batches of 2, 2 steps
+    per epoch, ``epochs`` (contrastive, supervised, refine), every pixel past the confidence threshold."""
+    c, s, r = epochs
+    return small_config(archive.catalog, storage=str(tmp_path / "store"),
+                        ccts={"tile_size": 32, "batch_size": 2, "steps_per_epoch": 2, "size": "small",
+                              "epochs": {"contrastive": c, "supervised": s, "refine": r},
+                              "unlabelled_quarters": unlabelled, "confidence_threshold": 0.0},
+                        landcover={"label_year": label_year})  # fmt: skip
+
+
 def test_two_step_training_resume_and_evaluation(small_archive: SampleArchive, tmp_path: Path) -> None:
     from lpqlc.model.checkpoint import load_checkpoint
     from lpqlc.model.jobs import evaluate_job, train_job, write_report
 
-    cfg = small_config(small_archive.catalog, storage=str(tmp_path / "store"),
-                       ccts={"tile_size": 32, "batch_size": 2, "steps_per_epoch": 2, "size": "small",
-                             "epochs": {"contrastive": 1, "supervised": 2, "refine": 1},
-                             "unlabelled_quarters": "2022Q1:2022Q1", "confidence_threshold": 0.0},
-                       landcover={"label_year": 2021})  # fmt: skip
+    cfg = _tiny_config(small_archive, tmp_path, (1, 2, 1))
     out = str(tmp_path / "model")
     ticks: list[Any] = []
     res = train_job(cfg, ("contrastive", "supervised", "refine"), out, progress=lambda *a: ticks.append(a))
@@ -176,11 +184,7 @@ def test_refine_continues_the_supervised_optimiser_in_a_later_call(small_archive
     from lpqlc.model.jobs import train_job
     from lpqlc.model.train import learning_rate
 
-    cfg = small_config(small_archive.catalog, storage=str(tmp_path / "store"),
-                       ccts={"tile_size": 32, "batch_size": 2, "steps_per_epoch": 2, "size": "small",
-                             "epochs": {"contrastive": 0, "supervised": 2, "refine": 1},
-                             "unlabelled_quarters": "2022Q1:2022Q1", "confidence_threshold": 0.0},
-                       landcover={"label_year": 2021})  # fmt: skip
+    cfg = _tiny_config(small_archive, tmp_path, (0, 2, 1))
     out = str(tmp_path / "model")
     train_job(cfg, ("supervised",), out)
     after_sup = load_checkpoint(f"{out}/latest.pt").optimizer
@@ -205,11 +209,7 @@ def test_landsat_era_quarter_enters_both_stages_with_its_own_normalisation(small
     from lpqlc.model.jobs import train_job, training_quarters
     from lpqlc.quarter import Quarter
 
-    cfg = small_config(small_archive.catalog, storage=str(tmp_path / "store"),
-                       ccts={"tile_size": 32, "batch_size": 2, "steps_per_epoch": 2, "size": "small",
-                             "epochs": {"contrastive": 1, "supervised": 1, "refine": 1},
-                             "unlabelled_quarters": "2021Q4:2021Q4", "confidence_threshold": 0.0},
-                       landcover={"label_year": 2022})  # fmt: skip
+    cfg = _tiny_config(small_archive, tmp_path, (1, 1, 1), unlabelled="2021Q4:2021Q4", label_year=2022)
     doc = cfg.model_dump(mode="json", exclude_none=True)
     doc["grid"]["resolutions"] = [{"start": "2000Q1", "resolution": 30}, {"start": "2022Q1", "resolution": 10}]
     from lpqlc.config import config_from_dict
