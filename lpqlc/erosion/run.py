@@ -411,7 +411,8 @@ def run_erosion(
         lc_nbs = {q: landcover_neighbours(landcover, q, cfg) for q in qs}
         # a unit's inputs: the tile's land cover (its unit's key when tiled maps come from lpqlc classify,
         # else the file's size and time) and each quarter's composite summary (FVC endmembers, tiles)
-        lc_urls = [landcover_urls(landcover, q, cfg) for q in qs]
+        q_lc = {q: landcover_urls(landcover, q, cfg) for q in qs}
+        lc_urls = [q_lc[q] for q in qs]
         lc_urls += [list(u) for u in sorted({tuple(u) for n in lc_nbs.values() for u in n})]  # gap fillers
         comps = [hashlib.sha256(read_bytes(f"{comp_dir}/{q}/composite.json", store)).hexdigest() for q in qs]
         neighbour_digests = sorted({d for n in nbs.values() for d in n.digests})
@@ -419,7 +420,6 @@ def run_erosion(
         # on the cluster for the year's tile tasks (each would otherwise read the daily windows again)
         r_year = r_all.sel(quarter=[str(q) for q in qs])
         r_year = client.persist(r_year) if client is not None else r_year.compute()
-        q_lc = {q: landcover_urls(landcover, q, cfg) for q in qs}
         for index, tile_gbox in grid.iter_tiles(qs[0]):
             # the client sends the tile's file lists (those meeting the tile, chosen with the footprints
             # read once per run) and the worker builds and computes the tile's graph (lpqlc.erosion.tile_task)

@@ -67,16 +67,16 @@ def tile_spec(footprints: Footprints, gbox: GeoBox, quarters: list[Quarter], sta
         return FVCNeighbours(same_quarter=[[pick(u) for u in ring] for ring in nb.same_quarter],
                              previous=pick(nb.previous), following=pick(nb.following), digests=list(nb.digests))
 
-    spec = TileSpec(
-        gbox=gbox, quarters=list(quarters), static={k: pick(v) for k, v in static.items()},
-        landcover={q: pick(landcover[q]) for q in quarters},
-        landcover_fillers={q: [pick(u) for u in fillers[q]] for q in quarters},
-        fvc={q: pick(fvc[q]) for q in quarters}, fvc_neighbours={q: pick_neighbours(neighbours[q]) for q in quarters},
-        footprints=footprints,
-    )  # fmt: skip
-    spec.urls = list(dict.fromkeys(used))
-    spec.footprints = footprints.subset(spec.urls, gbox.crs)
-    return spec
+    chosen = {
+        "static": {k: pick(v) for k, v in static.items()},
+        "landcover": {q: pick(landcover[q]) for q in quarters},
+        "landcover_fillers": {q: [pick(u) for u in fillers[q]] for q in quarters},
+        "fvc": {q: pick(fvc[q]) for q in quarters},
+        "fvc_neighbours": {q: pick_neighbours(neighbours[q]) for q in quarters},
+    }
+    urls = list(dict.fromkeys(used))
+    return TileSpec(gbox=gbox, quarters=list(quarters), footprints=footprints.subset(urls, gbox.crs), urls=urls,
+                    **chosen)  # fmt: skip
 
 
 def erosion_tile(cfg: PipelineConfig, spec: TileSpec, r_year: xr.DataArray, landcover: str, names: tuple[str, ...],

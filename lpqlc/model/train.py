@@ -244,9 +244,14 @@ def train(
     sampler = Sampler(data, cc.tile_size, cc.seed)
     gen = torch.Generator(device=dev).manual_seed(cc.seed) if dev.type == "cuda" else torch.Generator().manual_seed(cc.seed)
     done_any = ""
-    # the network's optimiser: one for all stages (continuous) or made again at each stage (per-stage)
-    opt = torch.optim.AdamW(model.parameters(), lr=cc.learning_rate, weight_decay=cc.weight_decay)
-    if cc.schedule == "continuous" and opt_state:
+
+    def adamw(params: Any) -> torch.optim.AdamW:
+        return torch.optim.AdamW(params, lr=cc.learning_rate, weight_decay=cc.weight_decay)
+
+    # the network's optimiser: one for all stages (continuous) or made again at each stage (per-stage); the
+    # saved state continues it (per-stage: only within the interrupted stage)
+    opt = adamw(model.parameters())
+    if opt_state and (cc.schedule == "continuous" or resumed):
         opt.load_state_dict(opt_state)
     for stage in stages:
         final = f"{out}/{stage}.pt"
@@ -256,14 +261,11 @@ def train(
             continue
         epochs = cc.epochs.get(stage, 0)
         proj = nn.Sequential(nn.Linear(model.features, model.features), nn.ReLU(), nn.Linear(model.features, cc.projection_dim)).to(dev)
+        if cc.schedule == "per-stage" and not (resumed and stage == todo[0]):
+            opt = adamw(model.parameters())
         # the projection head lives for stage 1 only: its own AdamW, at the network's rate
-        opts = [opt] + ([torch.optim.AdamW(proj.parameters(), lr=cc.learning_rate, weight_decay=cc.weight_decay)]
-                        if stage == "contrastive" else [])  # fmt: skip
+        opts = [opt] + ([adamw(proj.parameters())] if stage == "contrastive" else [])
         first = start_epoch.get(stage, 0)
-        if cc.schedule == "per-stage" and not (resumed and stage == todo[0] and opt_state):
-            opt = opts[0] = torch.optim.AdamW(model.parameters(), lr=cc.learning_rate, weight_decay=cc.weight_decay)
-        elif cc.schedule == "per-stage":
-            opt.load_state_dict(opt_state)  # the interrupted stage's own optimiser
         for epoch in range(first, epochs):
             model.train()
             sums: dict[str, float] = {}
