@@ -39,12 +39,16 @@ def cog_bytes(
     tags: Mapping[str, str] | None = None,
     blocksize: int = 512,
     compress: Literal["DEFLATE", "ZSTD"] = "DEFLATE",
+    level: int | None = None,
+    overviews: bool = True,
 ) -> bytes:
     """Encode a (bands, y, x) or (y, x) array as COG bytes.
 
     ``transform``/``crs`` place the pixels; ``colormap`` (class code → ``#rrggbb``) is embedded for
     single-band uint8 class rasters; ``overview_resampling`` is ``mode``/``nearest`` for classes and
-    ``average`` for continuous layers.
+    ``average`` for continuous layers. ``compress``/``level``: the codec and its level (GDAL's default
+    level when None: 6 for DEFLATE, 9 for ZSTD). ``overviews=False``: full resolution only (still a COG:
+    header first, tiles in order), for caches that are only ever read at full resolution.
     """
     arr = data[np.newaxis] if data.ndim == 2 else data
     if arr.ndim != 3:
@@ -66,6 +70,10 @@ def cog_bytes(
         "OVERVIEW_RESAMPLING": overview_resampling.upper(),
         "BIGTIFF": "IF_SAFER",
     }
+    if level is not None:
+        profile["LEVEL"] = int(level)
+    if not overviews:
+        profile["OVERVIEWS"] = "NONE"
     if colormap is not None:
         profile["PREDICTOR"] = "NO"  # paletted data gains nothing from a horizontal predictor
     with MemoryFile() as mem:

@@ -180,8 +180,8 @@ def test_static_layers_are_cached_and_external_ls_is_accepted(year_run: Any, tmp
     before = {u: Path(u).stat().st_mtime_ns for v in static.values() for u in v}
     static_layers(cfg, str(out), grid)
     assert {u: Path(u).stat().st_mtime_ns for v in static.values() for u in v} == before
-    with rasterio.open(static["ls"][0]) as src:
-        assert src.profile["tiled"] and src.overviews(1) is not None
+    with rasterio.open(static["ls"][0]) as src:  # the cache encoding: tiled, ZSTD, full resolution only
+        assert src.profile["tiled"] and src.compression.name == "zstd" and src.overviews(1) == []
         ls0 = src.read(1)
     assert np.isfinite(ls0).mean() > 0.5 and float(np.nanmax(ls0)) > 1
     # a user's LS raster replaces the DEM-derived one
@@ -194,6 +194,48 @@ def test_static_layers_are_cached_and_external_ls_is_accepted(year_run: Any, tmp
     for url in static2["ls"]:
         with rasterio.open(url) as src:
             assert np.allclose(src.read(1), 3.5)
+
+
+def test_static_tiles_equal_the_whole_area_layers(year_run: Any, tmp_path: Path) -> None:
+    """Each static tile task reads the DEM over its tile plus the LS halo: on 64 px tiles of the 30 m
+    grid, the mosaic of slope and K equals the whole-area layers, and LS meets the tiled-LS criterion of
+    docs/erosion.md (≤ 0.5 % of the pixels differ by more than 1e-5, relative)."""
+    from lpqlc.erosion.inputs import k_layer, load_dem
+    from lpqlc.erosion.terrain import slope_ls_block, cell_size_m
+
+    cfg, _, _, _ = year_run
+    small = cfg.model_copy(update={"grid": cfg.grid.model_copy(update={"tile_size": 64, "chunk_size": 64})})
+    grid = OutputGrid.from_config(small)
+    static = static_layers(small, str(tmp_path), grid)
+    tiles = grid.tiles(30.0)
+    assert len(static["ls"]) >= 3  # the tiles meeting the AOI
+
+    g30 = grid.geobox(30.0)
+    present = np.zeros(g30.shape.yx, bool)
+
+    def mosaic(name: str) -> np.ndarray:
+        out = np.full(g30.shape.yx, np.nan, np.float32)
+        for url in static[name]:
+            t = Path(url).parent.name
+            with rasterio.open(url) as src:
+                out[tiles.roi[(int(t[5:8]), int(t[1:4]))]] = src.read(1)
+                present[tiles.roi[(int(t[5:8]), int(t[1:4]))]] = True
+        return out
+
+    dem = load_dem(small, g30, lazy=False)
+    dx, dy = cell_size_m(dem)
+    slope, ls = slope_ls_block(dem.values, dx, dy, small.science.rusle.ls)
+    tiled_slope, tiled, tiled_k = mosaic("slope"), mosaic("ls"), mosaic("k")
+    assert present.mean() > 0.7
+    assert np.array_equal(tiled_slope[present], slope[present], equal_nan=True)
+    assert np.array_equal(np.isnan(tiled[present]), np.isnan(ls[present]))
+    ok = present & np.isfinite(ls)
+    assert ok.mean() > 0.7
+    rel = np.abs(tiled[ok] - ls[ok]) / np.maximum(ls[ok], 1e-6)
+    assert float((rel > 1e-5).mean()) <= 5e-3
+    k_whole = k_layer(small, g30).compute(scheduler="sync").values
+    assert np.allclose(tiled_k[present], k_whole[present], rtol=1e-6, equal_nan=True)
+    assert np.isfinite(k_whole[present]).mean() > 0.9
 
 
 def test_building_the_erosion_graph_computes_nothing(year_run: Any) -> None:

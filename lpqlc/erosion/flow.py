@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["fill_depressions", "d8_steepest", "accumulate", "upstream_area_m2", "D8_CODES"]
+__all__ = ["fill_depressions", "d8_steepest", "accumulate", "upstream_area", "upstream_area_m2", "D8_CODES"]
 
 #: pyflwdir's D8 codes in the tie order: E, SE, S, SW, W, NW, N, NE, with their (row, col) offsets.
 D8_CODES = np.array([1, 2, 4, 8, 16, 32, 64, 128], np.uint8)
@@ -67,11 +67,28 @@ def _push(hk: np.ndarray, hi: np.ndarray, size: int, key: np.uint64, cell: np.in
     hk[i], hi[i] = key, cell
 
 
+def _nan_padded(dem: np.ndarray) -> np.ndarray:
+    """``dem`` as float32 with a one-cell NaN border (−0 → +0: one heap key per elevation). The kernels
+    below work on this padded layout with flat indices: the border stands for "off the data", so the
+    eight neighbours of every real cell exist and no bounds are tested in the inner loops."""
+    ny, nx = dem.shape
+    if (ny + 2) * (nx + 2) >= 2**31:
+        raise ValueError(f"a DEM block of {dem.shape} is too large for one fill (< 2**31 cells): tile it")
+    zp = np.full((ny + 2, nx + 2), np.nan, np.float32)
+    zp[1:-1, 1:-1] = dem
+    zp += np.float32(0.0)
+    return zp
+
+
+def _offsets(nx2: int) -> np.ndarray:
+    """Flat-index offsets of the eight neighbours (D8 code order) in a padded array ``nx2`` wide."""
+    return (_DR * nx2 + _DC).astype(np.int64)
+
+
 @njit(cache=True)
-def _priority_flood(z: np.ndarray, dr: np.ndarray, dc: np.ndarray, codes: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _priority_flood(zp: np.ndarray, off: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Priority-Flood (Wang & Liu 2006) with Barnes et al.'s (2014) pit queue and Zhou et al.'s (2016)
-    upslope tracing: filled DEM and filling-pass D8.
+    upslope tracing on a NaN-padded DEM (:func:`_nan_padded`): filled DEM and filling-pass D8, padded.
 
     Written here from the papers' descriptions. The priority queue is a binary heap on flat arrays: one
     uint64 key per entry (:func:`_key`: elevation bits above the push sequence, the order of (elevation,
@@ -80,42 +97,50 @@ def _priority_flood(z: np.ndarray, dr: np.ndarray, dc: np.ndarray, codes: np.nda
     its own elevation (it drains over the lower cell), and so is every unprocessed neighbour higher than
     a final cell: those are traced upslope with a plain FIFO, never touching the heap (Zhou); only a
     traced cell that still has an unprocessed neighbour at or below its own elevation goes on the heap,
-    to be expanded when the flood reaches its level."""
-    ny, nx = z.shape
-    n = ny * nx
-    zf = z.reshape(-1)
+    to be expanded when the flood reaches its level. The D8 array marks what is done (255 until then; NaN
+    cells, the border included, are 247 from the start), so one test per neighbour skips both the
+    processed and the missing."""
+    ny2, nx2 = zp.shape
+    n = ny2 * nx2
+    zf = zp.reshape(-1)
     zb = zf.view(np.uint32)
-    filled = z.copy()
-    d8 = np.full((ny, nx), np.uint8(247))
-    done = np.zeros((ny, nx), np.bool_)
+    filled = zf.copy()
+    # d8 doubles as the "done" mark: 255 until a cell is reached; no data is 247 from the start
+    d8 = np.empty(n, np.uint8)
+    any_nan = False
+    for r in range(ny2):
+        inner_row = 0 < r < ny2 - 1
+        for c in range(nx2):
+            cell = r * nx2 + c
+            if np.isnan(zf[cell]):
+                d8[cell] = 247
+                if inner_row and 0 < c < nx2 - 1:
+                    any_nan = True
+            else:
+                d8[cell] = 255
     hk = np.empty(n, np.uint64)  # binary heap: keys (elevation, push sequence) and cells
     hi = np.empty(n, np.int32)
     pit = np.empty(n, np.int32)  # FIFO of cells raised to their spill elevation
     up = np.empty(n, np.int32)  # FIFO of the upslope trace
+    cand = np.empty(n, np.int32)  # its cells that had a lower neighbour left
     size, seq, head, tail = 0, 0, 0, 0
-    any_nan = False
-    for cell in range(n):
-        if np.isnan(zf[cell]):
-            any_nan = True
-            break
-    for r in range(ny):
-        border_row = r == 0 or r == ny - 1
-        for c in range(nx):
-            if not (border_row or c == 0 or c == nx - 1 or any_nan):
+    for r in range(1, ny2 - 1):
+        border_row = r == 1 or r == ny2 - 2
+        for c in range(1, nx2 - 1):
+            if not (border_row or c == 1 or c == nx2 - 2 or any_nan):
                 continue  # an interior cell of a block without NaN is no outlet
-            if np.isnan(z[r, c]):
+            cell = r * nx2 + c
+            if d8[cell] != 255:
                 continue
-            edge = border_row or c == 0 or c == nx - 1
-            if not edge:
-                for j in range(8):
-                    if np.isnan(z[r + dr[j], c + dc[j]]):
-                        edge = True
-                        break
+            edge = False
+            for j in range(8):
+                if np.isnan(zf[cell + off[j]]):
+                    edge = True
+                    break
             if not edge:
                 continue
-            done[r, c] = True
-            d8[r, c] = 0
-            _push(hk, hi, size, _key(zb[r * nx + c], seq), np.int32(r * nx + c))
+            d8[cell] = 0
+            _push(hk, hi, size, _key(zb[cell], seq), np.int32(cell))
             size += 1
             seq += 1
     while size > 0 or head < tail:
@@ -138,50 +163,50 @@ def _priority_flood(z: np.ndarray, dr: np.ndarray, dc: np.ndarray, codes: np.nda
                 hk[i], hi[i] = hk[ch], hi[ch]
                 i = ch
             hk[i], hi[i] = lk, li
-        r0, c0 = cell // nx, cell % nx
-        z0 = filled[r0, c0]
-        interior = 0 < r0 < ny - 1 and 0 < c0 < nx - 1
+        z0 = filled[cell]
         for j in range(8):
-            r, c = r0 + dr[j], c0 + dc[j]
-            if not interior and (r < 0 or r >= ny or c < 0 or c >= nx):
+            nb = cell + off[j]
+            if d8[nb] != 255:
                 continue
-            if done[r, c] or np.isnan(z[r, c]):
-                continue
-            done[r, c] = True
-            d8[r, c] = codes[(j + 4) % 8]  # back towards the cell that reached it
-            if filled[r, c] <= z0:
-                filled[r, c] = z0
-                pit[tail] = r * nx + c
+            d8[nb] = codes[(j + 4) % 8]  # back towards the cell that reached it
+            if filled[nb] <= z0:
+                filled[nb] = z0
+                pit[tail] = nb
                 tail += 1
                 continue
             # above the level: final at its own elevation; trace upslope from it
-            uh, ut = 0, 1
-            up[0] = r * nx + c
+            uh, ut, nc = 0, 1, 0
+            up[0] = nb
             while uh < ut:
                 u = up[uh]
                 uh += 1
-                ru, cu = u // nx, u % nx
-                zu = z[ru, cu]
+                zu = zf[u]
                 pending = False
-                inner = 0 < ru < ny - 1 and 0 < cu < nx - 1
                 for jj in range(8):
-                    rr, cc = ru + dr[jj], cu + dc[jj]
-                    if not inner and (rr < 0 or rr >= ny or cc < 0 or cc >= nx):
+                    v = u + off[jj]
+                    if d8[v] != 255:
                         continue
-                    if done[rr, cc] or np.isnan(z[rr, cc]):
-                        continue
-                    if z[rr, cc] > zu:
-                        done[rr, cc] = True
-                        d8[rr, cc] = codes[(jj + 4) % 8]
-                        up[ut] = rr * nx + cc
+                    if zf[v] > zu:
+                        d8[v] = codes[(jj + 4) % 8]
+                        up[ut] = v
                         ut += 1
                     else:
                         pending = True
                 if pending:
-                    _push(hk, hi, size, _key(zb[u], seq), np.int32(u))
-                    size += 1
-                    seq += 1
-    return filled, d8
+                    cand[nc] = u
+                    nc += 1
+            # a cell with a lower neighbour left is a candidate spill point; most such neighbours are
+            # reached by the rest of the same trace, so only those still left go on the heap (in the
+            # same order, so the heap pops the same cells in the same order, less the no-ops)
+            for i in range(nc):
+                u = cand[i]
+                for jj in range(8):
+                    if d8[u + off[jj]] == 255:
+                        _push(hk, hi, size, _key(zb[u], seq), np.int32(u))
+                        size += 1
+                        seq += 1
+                        break
+    return filled.reshape(ny2, nx2), d8.reshape(ny2, nx2)
 
 
 def fill_depressions(dem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,38 +218,43 @@ def fill_depressions(dem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (its heap of tuples dominated LS; docs/performance.md). The filling-pass directions point back to the
     cell that reached each cell: on flats they lead across the flat to its spill point.
     """
-    z = np.ascontiguousarray(dem, dtype=np.float32) + np.float32(0.0)  # −0 → +0: one key per elevation
-    if z.size >= 2**31:
-        raise ValueError(f"a DEM block of {z.shape} is too large for one fill (< 2**31 cells): tile it")
-    return _priority_flood(z, _DR, _DC, D8_CODES)  # type: ignore[no-any-return]
+    zp = _nan_padded(dem)
+    filled, d8 = _priority_flood(zp, _offsets(zp.shape[1]), D8_CODES)
+    return filled[1:-1, 1:-1].copy(), d8[1:-1, 1:-1].copy()
 
 
 @njit(cache=True)
-def _steepest(z: np.ndarray, d8_fill: np.ndarray, dx: np.ndarray, dy: np.ndarray, dr: np.ndarray,
-              dc: np.ndarray, codes: np.ndarray) -> np.ndarray:  # fmt: skip
-    ny, nx = z.shape
-    out = np.full((ny, nx), np.uint8(247))
-    for r in range(ny):
+def _steepest(zp: np.ndarray, d8_fill: np.ndarray, dx: np.ndarray, dy: np.ndarray, off: np.ndarray,
+              dr: np.ndarray, dc: np.ndarray, codes: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Steepest-descent D8 on a NaN-padded filled DEM (padded in and out; ``dx``/``dy`` per padded row)."""
+    ny2, nx2 = zp.shape
+    zf = zp.reshape(-1)
+    fill = d8_fill.reshape(-1)
+    out = np.full(ny2 * nx2, np.uint8(247))
+    dist = np.empty(8)
+    for r in range(1, ny2 - 1):
         ddx, ddy = dx[r], dy[r]
         ddiag = np.sqrt(ddx * ddx + ddy * ddy)
-        for c in range(nx):
-            z0 = np.float64(z[r, c])
+        for k in range(8):
+            dist[k] = ddiag if (dr[k] != 0 and dc[k] != 0) else (ddx if dr[k] == 0 else ddy)
+        for cell in range(r * nx2 + 1, r * nx2 + nx2 - 1):
+            z0 = np.float64(zf[cell])
             if np.isnan(z0):
                 continue
             best, code = 0.0, np.uint8(0)
             for k in range(8):
-                rr, cc = r + dr[k], c + dc[k]
-                if rr < 0 or rr >= ny or cc < 0 or cc >= nx:
-                    continue
-                zn = np.float64(z[rr, cc])
-                if np.isnan(zn):
-                    continue
-                dist = ddiag if (dr[k] != 0 and dc[k] != 0) else (ddx if dr[k] == 0 else ddy)
-                drop = (z0 - zn) / dist
-                if drop > best:  # strictly larger: the first of equal drops wins
+                zn = np.float64(zf[cell + off[k]])
+                drop = (z0 - zn) / dist[k]
+                if drop > best:  # strictly larger: the first of equal drops wins; NaN never is
                     best, code = drop, codes[k]
-            out[r, c] = code if best > 0.0 else d8_fill[r, c]
-    return out
+            out[cell] = code if best > 0.0 else fill[cell]
+    return out.reshape(ny2, nx2)
+
+
+def _row_sizes(d: np.ndarray, ny: int) -> np.ndarray:
+    """Cell sizes per row (m, shape (ny + 2,)) with the border rows replicated, for the padded kernels."""
+    v = np.broadcast_to(np.asarray(d, np.float64).reshape(-1), (ny,))
+    return np.concatenate([v[:1], v, v[-1:]])
 
 
 def d8_steepest(filled: np.ndarray, d8_fill: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -235,50 +265,51 @@ def d8_steepest(filled: np.ndarray, d8_fill: np.ndarray, dx: np.ndarray, dy: np.
     for the tie and flat rule.
     """
     ny = filled.shape[0]
-    dxr = np.broadcast_to(np.asarray(dx, np.float64).reshape(-1), (ny,)).copy()
-    dyr = np.broadcast_to(np.asarray(dy, np.float64).reshape(-1), (ny,)).copy()
-    return _steepest(np.ascontiguousarray(filled, np.float32), np.ascontiguousarray(d8_fill, np.uint8),  # type: ignore[no-any-return]
-                     dxr, dyr, _DR, _DC, D8_CODES)  # fmt: skip
+    zp = _nan_padded(filled)
+    fp = np.pad(np.asarray(d8_fill, np.uint8), 1, constant_values=_NODATA_D8)
+    out = _steepest(zp, fp, _row_sizes(dx, ny), _row_sizes(dy, ny), _offsets(zp.shape[1]), _DR, _DC, D8_CODES)
+    return out[1:-1, 1:-1].copy()  # type: ignore[no-any-return]
 
 
 @njit(cache=True)
-def _accumulate(d8: np.ndarray, area: np.ndarray, dr: np.ndarray, dc: np.ndarray,
-                codes: np.ndarray) -> np.ndarray:  # fmt: skip
-    ny, nx = d8.shape
-    lut_r = np.zeros(256, np.int64)
-    lut_c = np.zeros(256, np.int64)
+def _accumulate(d8: np.ndarray, area: np.ndarray, off: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Upstream area over a padded D8 grid (the border is 247, no data); padded in and out. ``area``
+    (m², padded shape) may be a broadcast view (per-row sizes): it is read once per cell."""
+    ny2, nx2 = d8.shape
+    n = ny2 * nx2
+    dflat = d8.reshape(-1)
+    lut = np.zeros(256, np.int64)
     for j in range(8):
-        lut_r[codes[j]], lut_c[codes[j]] = dr[j], dc[j]
-    acc = np.empty((ny, nx))
-    indeg = np.zeros((ny, nx), np.uint8)  # donors not yet added
-    for r in range(ny):
-        for c in range(nx):
-            code = d8[r, c]
-            acc[r, c] = np.nan if code == 247 else area[r, c]
+        lut[codes[j]] = off[j]
+    acc = np.empty(n)
+    indeg = np.zeros(n, np.uint8)  # donors not yet added
+    for r in range(ny2):
+        for c in range(nx2):
+            cell = r * nx2 + c
+            code = dflat[cell]
+            acc[cell] = np.nan if code == 247 else area[r, c]
             if code != 0 and code != 247:
-                indeg[r + lut_r[code], c + lut_c[code]] += 1
-    stack = np.empty(ny * nx, np.int32)
-    for r in range(ny):
-        for c in range(nx):
-            if indeg[r, c] != 0 or d8[r, c] == 247:
+                indeg[cell + lut[code]] += 1
+    stack = np.empty(n, np.int32)
+    for start in range(n):
+        if indeg[start] != 0 or dflat[start] == 247:
+            continue
+        top = 0
+        stack[0] = start
+        while top >= 0:  # follow the flow down while each receiver has all its donors
+            cell = stack[top]
+            top -= 1
+            code = dflat[cell]
+            if code == 0 or code == 247:
                 continue
-            top = 0
-            stack[0] = r * nx + c
-            while top >= 0:  # follow the flow down while each receiver has all its donors
-                cell = stack[top]
-                top -= 1
-                rr, cc = cell // nx, cell % nx
-                code = d8[rr, cc]
-                if code == 0 or code == 247:
-                    continue
-                r2, c2 = rr + lut_r[code], cc + lut_c[code]
-                acc[r2, c2] += acc[rr, cc]
-                indeg[r2, c2] -= 1
-                if indeg[r2, c2] == 0:
-                    indeg[r2, c2] = 255  # taken: the row scan must not start from it again
-                    top += 1
-                    stack[top] = r2 * nx + c2
-    return acc
+            rcv = cell + lut[code]
+            acc[rcv] += acc[cell]
+            indeg[rcv] -= 1
+            if indeg[rcv] == 0:
+                indeg[rcv] = 255  # taken: the scan must not start from it again
+                top += 1
+                stack[top] = rcv
+    return acc.reshape(ny2, nx2)
 
 
 def accumulate(d8: np.ndarray, cell_area_m2: np.ndarray) -> np.ndarray:
@@ -286,8 +317,24 @@ def accumulate(d8: np.ndarray, cell_area_m2: np.ndarray) -> np.ndarray:
     ``d8`` (pyflwdir codes; it must have no loops, as steepest descent on a filled DEM has not): each
     cell's area flows to its receiver once all the cell's donors are in (Kahn's topological order, O(n);
     pyflwdir's ``accuflux`` gives the same, tested)."""
-    area = np.ascontiguousarray(np.broadcast_to(np.asarray(cell_area_m2, np.float64), d8.shape))
-    return _accumulate(np.ascontiguousarray(d8), area, _DR, _DC, D8_CODES)  # type: ignore[no-any-return]
+    dp = np.pad(np.asarray(d8, np.uint8), 1, constant_values=_NODATA_D8)
+    ap = np.pad(np.broadcast_to(np.asarray(cell_area_m2, np.float64), d8.shape), 1)
+    return _accumulate(dp, ap, _offsets(dp.shape[1]), D8_CODES)[1:-1, 1:-1].copy()  # type: ignore[no-any-return]
+
+
+def upstream_area(dem: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Upstream area in m² of each cell (itself included; float64 (y, x), NaN off the data) by D8
+    steepest descent on the depression-filled ``dem`` (y, x, m); ``dx``/``dy`` cell sizes in m per row.
+
+    The three steps run on one NaN-padded copy (no crop and re-pad between them)."""
+    ny = dem.shape[0]
+    zp = _nan_padded(dem)
+    off = _offsets(zp.shape[1])
+    filled, d8_fill = _priority_flood(zp, off, D8_CODES)
+    dxr, dyr = _row_sizes(dx, ny), _row_sizes(dy, ny)
+    d8 = _steepest(filled, d8_fill, dxr, dyr, off, _DR, _DC, D8_CODES)
+    area = np.broadcast_to((dxr * dyr)[:, None], zp.shape)
+    return _accumulate(d8, area, off, D8_CODES)[1:-1, 1:-1]  # type: ignore[no-any-return]
 
 
 def upstream_area_m2(d8: np.ndarray, cell_area_m2: np.ndarray) -> np.ndarray:

@@ -42,14 +42,19 @@ __all__ = ["load_dem", "k_layer", "r_quarters", "r_quarter", "subregion_features
 log = logging.getLogger(__name__)
 
 
-def load_dem(cfg: PipelineConfig, geobox: GeoBox) -> xr.DataArray:
-    """Lazy elevation (m, float32) of the DEM collection on ``geobox``, bilinear; NaN where missing."""
+def load_dem(cfg: PipelineConfig, geobox: GeoBox, items: list[pystac.Item] | None = None, *,
+             lazy: bool = True) -> xr.DataArray:  # fmt: skip
+    """Elevation (m, float32) of the DEM collection on ``geobox``, bilinear; NaN where missing.
+
+    Lazy (Dask, ``grid.chunk_size`` chunks) by default; ``lazy=False`` reads it now, in one piece (a
+    tile task's window). ``items``: the collection's items when the caller searched already."""
     import odc.stac
 
-    items = search_collection(cfg, cfg.sources.collections.dem)
+    items = items if items is not None else search_collection(cfg, cfg.sources.collections.dem)
     key = _single_asset(items[0], "data")
-    ds = odc.stac.load(items, bands=[key], geobox=geobox, chunks={"x": cfg.grid.chunk_size, "y": cfg.grid.chunk_size},
-                       resampling="bilinear", groupby=lambda *_: 0, dtype="float32")  # fmt: skip
+    chunks = {"x": cfg.grid.chunk_size, "y": cfg.grid.chunk_size} if lazy else None
+    ds = odc.stac.load(items, bands=[key], geobox=geobox, chunks=chunks, resampling="bilinear",
+                       groupby=lambda *_: 0, dtype="float32")  # fmt: skip
     dem = ds[key].isel(time=0, drop=True)
     nodata = dem.attrs.get("nodata")
     return dem.where(dem != nodata) if nodata is not None else dem
@@ -64,16 +69,30 @@ def _single_asset(item: pystac.Item, preferred: str) -> str:
     return data[0]
 
 
-def k_layer(cfg: PipelineConfig, geobox: GeoBox) -> xr.DataArray:
-    """Lazy K (t·hm²·h/(hm²·MJ·mm)) on ``geobox``: EPIC on the soil grid, then bilinear."""
-    import odc.stac
+def k_layer(cfg: PipelineConfig, geobox: GeoBox, items: list[pystac.Item] | None = None, *,
+            lazy: bool = True) -> xr.DataArray:  # fmt: skip
+    """K (t·hm²·h/(hm²·MJ·mm)) on ``geobox``: EPIC on the soil grid, then bilinear.
 
-    items = search_collection(cfg, cfg.sources.collections.soil)
+    Lazy by default (the soil items' whole native grid, one chunk per item); ``lazy=False`` reads only
+    the soil window ``geobox`` needs (its reprojection ROI plus two pixels) and computes now (a tile
+    task). ``items``: the soil collection's items when the caller searched already."""
+    import odc.stac
+    from odc.geo.overlap import compute_reproject_roi
+
+    items = items if items is not None else search_collection(cfg, cfg.sources.collections.soil)
     keys = ("sand", "silt", "clay", "organic_carbon")
     missing = [k for k in keys if k not in items[0].assets]
     if missing:
         raise SourceError(f"soil item {items[0].id} lacks assets {missing}")
     ds = odc.stac.load(items, bands=list(keys), chunks={}, groupby=lambda *_: 0, dtype="float32")
+    if not lazy:
+        native = ds.odc.geobox
+        roi = compute_reproject_roi(native, geobox, padding=2).roi_src
+        if any(sl.stop <= sl.start for sl in roi):  # the soil layers do not reach this geobox
+            return xr.DataArray(np.full(geobox.shape.yx, np.nan, np.float32), coords=xr_coords(geobox),
+                                dims=("y", "x"), name="k")  # fmt: skip
+        ds = odc.stac.load(items, bands=list(keys), geobox=native[roi], chunks=None, groupby=lambda *_: 0,
+                           dtype="float32")  # fmt: skip
     ds = ds.isel(time=0, drop=True)
     layers = {}
     for k in keys:
@@ -86,6 +105,8 @@ def k_layer(cfg: PipelineConfig, geobox: GeoBox) -> xr.DataArray:
     k = k_factor(layers["sand"], layers["silt"], layers["clay"], carbon, cfg.science.rusle.k).astype(np.float32)
     k.attrs = {"nodata": np.nan, "units": "t hm2 h hm-2 MJ-1 mm-1"}
     k = assign_crs(k, ds.odc.crs)
+    if not lazy:
+        return k.odc.reproject(geobox, resampling="bilinear", dst_nodata=np.nan).rename("k")
     c = cfg.grid.chunk_size
     return k.odc.reproject(geobox, resampling="bilinear", dst_nodata=np.nan, chunks=(c, c)).rename("k")
 

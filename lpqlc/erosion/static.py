@@ -1,10 +1,21 @@
-"""The static RUSLE layers (slope, LS, K) on the anchor (30 m) grid, per output tile as Dask tasks.
+"""The static RUSLE layers (slope, LS, K) on the anchor (30 m) grid, one worker task per output tile.
 
 Layout: ``<out>/static/<tile>/{slope,ls,k}.tif`` (tiled COGs, one per output tile of the 30 m grid) with
 the tile's ``_unit.json`` marker (:mod:`lpqlc.units`): a tile is computed again only when its inputs
-(DEM and soil collections, LS and K settings, code version) change. Each tile's task reads the DEM of
-its chunks plus the LS halo (:func:`lpqlc.erosion.terrain.ls_halo_px`) through odc-stac, so nothing
-AOI-sized is held anywhere: memory per task is bounded by (chunk + 2·halo)².
+(DEM and soil collections, LS and K settings, code version) change.
+
+The client searches the DEM and soil collections once and sends each tile the items that meet it
+(:func:`static_layers`); the task (:func:`static_tile`) reads the DEM once over the tile plus the LS
+halo (:func:`lpqlc.erosion.terrain.ls_halo_px`, cut at the edge of the AOI grid), computes slope and LS
+in one pass (:func:`lpqlc.erosion.terrain.slope_ls_block`), crops them to the tile, computes K from the
+soil window the tile needs, and writes the three COGs. Nothing AOI-sized is built or held anywhere:
+memory per task is bounded by (tile + 2·halo)² (about 70 bytes a pixel at the peak of LS), whatever
+the AOI; the client's work per tile is choosing its items and one submit.
+
+The COGs are an internal cache, read back at full resolution by the erosion tile tasks, so they are
+written the fast way, :data:`CACHE_COG`: ZSTD level 1 with the floating-point predictor (a third of
+DEFLATE's CPU time at the same size) and no overviews (which cost as much again and are never read;
+docs/performance.md). Published layers keep :func:`lpqlc.cog.cog_bytes`' DEFLATE with overviews.
 """
 
 from __future__ import annotations
@@ -14,76 +25,135 @@ from typing import Any
 
 import dask
 import numpy as np
+import pystac
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from lpqlc import __version__
 from lpqlc.composite.run import tile_id
 from lpqlc.config import PipelineConfig
+from lpqlc.config.science import LSFactorConfig
 from lpqlc.erosion.inputs import k_layer, load_dem
-from lpqlc.erosion.terrain import cell_size_m, ls_factor, ls_halo_px, slope_degrees
+from lpqlc.erosion.terrain import cell_size_m, ls_halo_px, slope_degrees, slope_ls_block
 from lpqlc.errors import ConfigError
 from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
-from lpqlc.sources.rasters import load_files
-from lpqlc.storage import Store, write_bytes
+from lpqlc.sources.search import search_collection
+from lpqlc.storage import Store, gdal_env, write_bytes
 from lpqlc.units import Unit, run_units, unit_key
 
-__all__ = ["static_layers", "STATIC"]
+__all__ = ["static_layers", "static_tile", "slope_ls_tile", "write_cache", "STATIC", "CACHE_COG"]
 
 log = logging.getLogger(__name__)
 
 STATIC = ("slope", "ls", "k")
 
+#: COG encoding of the static cache (see the module docstring).
+CACHE_COG: dict[str, Any] = {"compress": "ZSTD", "level": 1, "overviews": False}
 
-def _write_static_tile(layers: dict[str, np.ndarray], gbox: GeoBox, folder: str, store: Store | None,
-                       blocksize: int) -> dict[str, int]:  # fmt: skip
-    """Write one tile's static COGs; return its count of pixels with a valid slope (the DEM covers them)."""
+
+def _haloed(aoi: GeoBox, ys: slice, xs: slice, halo: int) -> tuple[GeoBox, tuple[slice, slice]]:
+    """The tile ``aoi[ys, xs]`` grown by ``halo`` pixels (cut at the AOI grid's edge), and the tile's
+    slices inside it."""
+    ny, nx = aoi.shape.yx
+    y0, x0 = max(ys.start - halo, 0), max(xs.start - halo, 0)
+    y1, x1 = min(ys.stop + halo, ny), min(xs.stop + halo, nx)
+    inner = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+    return aoi[y0:y1, x0:x1], inner
+
+
+def static_tile(cfg: PipelineConfig, aoi: GeoBox, roi: tuple[slice, slice], dem_items: list[dict[str, Any]],
+                soil_items: list[dict[str, Any]], folder: str) -> dict[str, int]:  # fmt: skip
+    """One tile's slope (°), LS and K, computed here (a worker task) and written as COGs under ``folder``.
+
+    ``aoi``: the 30 m grid's GeoBox, ``roi`` the tile's (y, x) slices in it; ``dem_items``/``soil_items``
+    the STAC items (as dicts) that meet the tile. Returns the tile's count of pixels with a valid slope
+    (the DEM covers them). LS comes from ``science.rusle.ls.external`` when set (bilinear onto the tile).
+    """
+    import odc.stac
+
+    from lpqlc.sources.rasters import load_files
+
+    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(cfg.store))
+    store, lcfg = cfg.store, cfg.science.rusle.ls
+    tile = aoi[roi]
+    dems = [pystac.Item.from_dict(d) for d in dem_items]
+    if lcfg.external:
+        # slope only needs Horn's one-pixel window
+        box, inner = _haloed(aoi, *roi, 1)
+        slope = slope_degrees(load_dem(cfg, box, dems, lazy=False)).values[inner]
+        ls = load_files([lcfg.external], tile, name="ls", resampling="bilinear", store=store).compute(scheduler="synchronous").values
+    else:
+        box, inner = _haloed(aoi, *roi, ls_halo_px(aoi, lcfg))
+        slope, ls = slope_ls_tile(load_dem(cfg, box, dems, lazy=False), inner, lcfg)
+    k = k_layer(cfg, tile, [pystac.Item.from_dict(d) for d in soil_items], lazy=False).values
+    write_cache({"slope": slope, "ls": ls, "k": k}, tile, folder, store, cfg.grid.cog_blocksize)
+    return {"dem_valid": int(np.isfinite(slope).sum())}
+
+
+def slope_ls_tile(dem: xr.DataArray, inner: tuple[slice, slice], cfg: LSFactorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Slope (float32 °) and LS (float32) of a tile from its DEM read with the LS halo (numpy-backed,
+    (y, x) m, with x/y coordinates), cropped to the tile's slices ``inner``."""
+    dx, dy = cell_size_m(dem)
+    return slope_ls_block(np.asarray(dem.values), dx, dy, cfg, inner)  # type: ignore[no-any-return]
+
+
+def write_cache(layers: dict[str, np.ndarray], gbox: GeoBox, folder: str, store: Store | None, blocksize: int) -> None:
+    """Write float32 (y, x) layers on ``gbox`` as ``folder/<name>.tif`` COGs in the cache encoding
+    (:data:`CACHE_COG`; NaN nodata)."""
     crs = gbox.crs.to_wkt()
     for name, arr in layers.items():
-        blob = cog_bytes(np.asarray(arr, np.float32), gbox.transform, crs, nodata=float("nan"), blocksize=blocksize)
+        blob = cog_bytes(np.ascontiguousarray(arr, np.float32), gbox.transform, crs, nodata=float("nan"),
+                         blocksize=blocksize, **CACHE_COG)  # fmt: skip
         write_bytes(f"{folder}/{name}.tif", blob, store)
-    return {"dem_valid": int(np.isfinite(layers["slope"]).sum())}
 
 
-def _lazy_layers(cfg: PipelineConfig, g30: GeoBox) -> dict[str, xr.DataArray]:
-    """Lazy slope (°), LS and K on ``g30`` (Dask-backed; nothing is read here)."""
-    store, chunk = cfg.store, cfg.grid.chunk_size
-    dem = load_dem(cfg, g30)
-    slope = slope_degrees(dem)
-    lcfg = cfg.science.rusle.ls
-    if lcfg.external:
-        ls = load_files([lcfg.external], g30, name="ls", resampling="bilinear", chunks=chunk, store=store)
-    else:
-        dx, dy = cell_size_m(dem)
-        halo = ls_halo_px(float(np.sqrt(dx * dy).min()), lcfg)
-        # chunks at least twice the halo, so the overlap costs at most (1 + 2·halo/chunk)² ≤ 4× the chunk
-        big = max(chunk, 2 * halo)
-        ls = ls_factor(dem.chunk({"y": big, "x": big}), lcfg)
-    return {"slope": slope, "ls": ls.astype(np.float32), "k": k_layer(cfg, g30)}
+def _meeting(items: list[pystac.Item], gbox: GeoBox) -> list[dict[str, Any]]:
+    """The items whose bbox meets ``gbox`` (geographic bounds), as dicts (what a task is sent); all of
+    them when none does (the load then gives NaN, as over the whole list)."""
+    bbox = np.array([it.bbox if it.bbox else (-180.0, -90.0, 180.0, 90.0) for it in items], float)
+    w, s, e, n = gbox.geographic_extent.boundingbox
+    meets = (bbox[:, 0] <= e) & (bbox[:, 2] >= w) & (bbox[:, 1] <= n) & (bbox[:, 3] >= s)
+    chosen = [it for it, m in zip(items, meets, strict=True) if m] or items[:1]
+    out = []
+    for it in chosen:
+        d = it.to_dict(include_self_link=False, transform_hrefs=False)
+        for key, asset in it.assets.items():  # a relative href means nothing without the catalog
+            d["assets"][key]["href"] = asset.get_absolute_href() or asset.href
+        out.append(d)
+    return out
 
 
 def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid, client: Any = None) -> dict[str, list[str]]:
     """Slope, LS and K on the anchor (30 m) grid as per-tile COGs under ``out/static``: URLs per layer.
 
-    Computed as one Dask task per output tile (on ``client`` when given), reused while their inputs are
-    unchanged. LS comes from ``science.rusle.ls.external`` when set (reprojected bilinear onto the grid).
-    Raises :class:`ConfigError` when the DEM covers none of the AOI.
+    Computed as one Dask task per output tile (:func:`static_tile`, on ``client`` when given), reused
+    while their inputs are unchanged. Raises :class:`ConfigError` when the DEM covers none of the AOI.
     """
     store = cfg.store
-    g30 = grid.geobox(float(cfg.grid.anchor))
-    tiles = grid.tiles(float(cfg.grid.anchor))
-    lazy = _lazy_layers(cfg, g30)
+    anchor = float(cfg.grid.anchor)
+    g30 = grid.geobox(anchor)
+    tiles = grid.tiles(anchor)
     settings = (cfg.science.rusle.ls.model_dump(mode="json"), cfg.science.rusle.k.model_dump(mode="json"),
                 cfg.grid.model_dump(mode="json"), cfg.sources.collections.dem, cfg.sources.collections.soil)  # fmt: skip
     units, urls = [], {name: [] for name in STATIC}  # type: dict[str, list[str]]
-    for index, tile_gbox in grid.iter_tiles(float(cfg.grid.anchor)):
-        ys, xs = tiles.roi[index]
+    dem_items: list[pystac.Item] | None = None
+    soil_items: list[pystac.Item] | None = None
+    lcfg = cfg.science.rusle.ls
+    halo = 1 if lcfg.external else ls_halo_px(g30, lcfg)
+    for index, _ in grid.iter_tiles(anchor):
         t = tile_id(index)
         folder = f"{out}/static/{t}"
-        arrays = {name: lazy[name].isel(y=ys, x=xs).data for name in STATIC}
-        task = dask.delayed(_write_static_tile, pure=True)(arrays, tile_gbox, folder, store, cfg.grid.cog_blocksize)
-        units.append(Unit(task, folder, unit_key("erosion-static", __version__, t, settings)))
+        key = unit_key("erosion-static", __version__, t, settings)
+        roi = tiles.roi[index]
+        if dem_items is None:  # searched once, and only when a tile is planned
+            dem_items = search_collection(cfg, cfg.sources.collections.dem)
+            soil_items = search_collection(cfg, cfg.sources.collections.soil)
+        assert soil_items is not None
+        box, _ = _haloed(g30, *roi, halo)
+        task = dask.delayed(static_tile, pure=True)(cfg, g30, roi, _meeting(dem_items, box), _meeting(soil_items, g30[roi]),
+                                                    folder, dask_key_name=f"static-tile-{key}")  # fmt: skip
+        units.append(Unit(task, folder, key))
         for name in STATIC:
             urls[name].append(f"{folder}/{name}.tif")
     log.info("static layers: %d tile(s) of the %s m grid", len(units), cfg.grid.anchor)

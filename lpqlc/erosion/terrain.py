@@ -17,11 +17,13 @@ import numpy as np
 import xarray as xr
 from numba import njit
 from odc.geo import CRS
+from odc.geo.geobox import GeoBox
+from odc.geo.xr import xr_coords
 
 from lpqlc.config.science import LSFactorConfig
-from lpqlc.erosion.flow import accumulate, d8_steepest, fill_depressions
+from lpqlc.erosion.flow import upstream_area
 
-__all__ = ["cell_size_m", "slope_degrees", "aspect_radians", "s_factor", "m_exponent", "l_factor", "ls_factor", "ls_halo_px", "upstream_area"]
+__all__ = ["cell_size_m", "slope_degrees", "aspect_radians", "s_factor", "m_exponent", "l_factor", "ls_factor", "ls_halo_px", "slope_ls_block", "upstream_area"]
 
 
 def _crs(dem: xr.DataArray) -> CRS | None:
@@ -31,12 +33,15 @@ def _crs(dem: xr.DataArray) -> CRS | None:
         return None
 
 
-def cell_size_m(dem: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-    """(dx, dy) in metres per row, shapes (ny, 1): constant on a projected grid, by latitude on a
-    geographic one (WGS 84 ellipsoid series for metres per degree)."""
-    x, y = dem["x"].values, dem["y"].values
+def cell_size_m(dem: xr.DataArray | GeoBox) -> tuple[np.ndarray, np.ndarray]:
+    """(dx, dy) in metres per row, shapes (ny, 1), of a DEM or a grid: constant on a projected grid, by
+    latitude on a geographic one (WGS 84 ellipsoid series for metres per degree)."""
+    if isinstance(dem, GeoBox):
+        coords, crs = xr_coords(dem), dem.crs
+        x, y = coords["x"].values, coords["y"].values
+    else:
+        x, y, crs = dem["x"].values, dem["y"].values, _crs(dem)
     rx, ry = abs(float(x[1] - x[0])), abs(float(y[1] - y[0]))
-    crs = _crs(dem)
     if crs is not None and crs.geographic:
         phi = np.deg2rad(y)
         m_lat = 111132.954 - 559.822 * np.cos(2 * phi) + 1.175 * np.cos(4 * phi)
@@ -57,7 +62,9 @@ def _horn(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _slope_of(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    return np.degrees(np.arctan(np.hypot(gx, gy))).astype(np.float32)
+    # √(gx² + gy²) rather than hypot (no overflow to guard against at DEM gradients; the fused LS kernel
+    # does the same operations, so the slope layer and the slope inside LS are the same bits)
+    return np.degrees(np.arctan(np.sqrt(gx * gx + gy * gy))).astype(np.float32)
 
 
 def _aspect_of(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
@@ -131,14 +138,6 @@ def m_exponent(slope_deg: Any, cfg: LSFactorConfig = LSFactorConfig()) -> Any:
     return np.asarray(cfg.m_values)[idx]
 
 
-def upstream_area(dem: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """Upstream area in m² of each cell (itself included) by D8 steepest descent on the depression-filled
-    DEM (:mod:`lpqlc.erosion.flow`); ``dx``/``dy`` cell sizes in m per row, shape (y, 1)."""
-    filled, d8_fill = fill_depressions(dem)
-    d8 = d8_steepest(filled, d8_fill, dx, dy)
-    return accumulate(d8, dx * dy)
-
-
 def l_factor(a_in: np.ndarray, cell_m: np.ndarray, aspect: np.ndarray, slope_deg: np.ndarray,
              cfg: LSFactorConfig = LSFactorConfig()) -> np.ndarray:  # fmt: skip
     """Desmet & Govers (1996): L = [(A + D²)^(m+1) − A^(m+1)] / (D^(m+2)·x^m·22.13^m).
@@ -156,50 +155,84 @@ def l_factor(a_in: np.ndarray, cell_m: np.ndarray, aspect: np.ndarray, slope_deg
         return ((a + d * d) ** (m + 1) - a ** (m + 1)) / (d ** (m + 2) * x**m * cfg.unit_length_m**m)  # type: ignore[no-any-return]
 
 
-def ls_halo_px(cell_m: float, cfg: LSFactorConfig = LSFactorConfig()) -> int:
+def ls_halo_px(cell_m: float | GeoBox, cfg: LSFactorConfig = LSFactorConfig()) -> int:
     """Halo (pixels) of a tile for LS: the slope-length cap λ_max in cells, one for Horn's window, plus
-    ``cfg.tile_fill_margin_px`` for depressions that straddle the tile edge (docs/erosion.md)."""
+    ``cfg.tile_fill_margin_px`` for depressions that straddle the tile edge (docs/erosion.md).
+    ``cell_m``: the cell size in m, or a grid (its smallest cell)."""
+    if isinstance(cell_m, GeoBox):
+        dx, dy = cell_size_m(cell_m)
+        cell_m = float(np.sqrt(dx * dy).min())
     return int(np.ceil(cfg.slope_length_cap_m / cell_m)) + 1 + int(cfg.tile_fill_margin_px)
 
 
 @njit(cache=True)
-def _ls_kernel(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, a_in: np.ndarray, m_breaks: np.ndarray,
-               m_values: np.ndarray, s_breaks: np.ndarray, s_a: np.ndarray, s_b: np.ndarray, cap: float,
-               unit: float) -> np.ndarray:  # fmt: skip
-    """Horn slope/aspect, Desmet & Govers L and Liu S in one pass per pixel (float32 LS).
+def _l_numerators(d2: float, amax: float, mp1: np.ndarray, n: int) -> np.ndarray:
+    """(A + D²)^(m+1) − A^(m+1) for A = i·D², i = 0 … n − 1 (rows), and A = ``amax`` (row n), per m class."""
+    out = np.empty((n + 1, mp1.size))
+    for i in range(n + 1):
+        a = i * d2 if i < n else amax
+        for k in range(mp1.size):
+            out[i, k] = (a + d2) ** mp1[k] - a ** mp1[k]
+    return out
+
+
+@njit(cache=True)
+def _slope_ls_kernel(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, a_in: np.ndarray, m_breaks: np.ndarray,
+                     m_values: np.ndarray, s_breaks: np.ndarray, s_a: np.ndarray, s_b: np.ndarray, cap: float,
+                     unit: float, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Horn slope (float32 degrees) and LS (float32): slope, aspect, Desmet & Govers L and Liu S in one
+    pass per pixel.
 
     ``a_in`` is the upstream area including the cell (m², NaN off the data); the cell's own D² is taken
     off here. Fewer transcendentals than the formulas as written, same values (to float rounding):
     sin θ = h/√(1 + h²) and x = |sin a| + |cos a| = (|∂z/∂x| + |∂z/∂y|)/h with h = |∇z| (x = 1 on level
-    ground, as atan2(0, 0) = 0 gives), and D^(m+2)·22.13^m per row and slope class. θ itself (float32
-    degrees, as the slope layer) still picks the m and S classes."""
+    ground, as atan2(0, 0) = 0 gives), and D^(m+2)·22.13^m per row and slope class. The capped
+    contributing area is a whole number of cells on a projected grid (A = i·D², i < λ_max/D), so L's
+    numerator comes from a per-row table of those values (:func:`_l_numerators`, the same expression on
+    the same A: the same bits), the power computed per pixel only where A is not such a multiple (a
+    geographic grid). θ itself (float32 degrees, as the slope layer) picks the m and S classes.
+    Only the window ``rows`` × ``cols`` (half-open) is computed and returned; Horn's window reads the
+    whole block (edge cells replicated)."""
     ny, nx = z.shape
-    out = np.empty((ny, nx), np.float32)
+    out = np.empty((rows[1] - rows[0], cols[1] - cols[0]), np.float32)
+    slope_out = np.empty((rows[1] - rows[0], cols[1] - cols[0]), np.float32)
     nm = m_values.size
     mp1 = m_values + 1.0
     denom = np.empty(nm)
-    for r in range(ny):
+    d_prev = -1.0
+    table = np.empty((1, nm))
+    ntab = 0
+    for r in range(rows[0], rows[1]):
         r0, r2 = max(r - 1, 0), min(r + 1, ny - 1)
+        ro = r - rows[0]
         ddx, ddy = dx[r], dy[r]
         d = np.sqrt(ddx * ddy)
         d2 = d * d
         amax = max(cap * d - d2, 0.0)
-        for j in range(nm):
-            denom[j] = d ** (m_values[j] + 2.0) * unit ** m_values[j]
-        for c in range(nx):
+        if d != d_prev:
+            for j in range(nm):
+                denom[j] = d ** (m_values[j] + 2.0) * unit ** m_values[j]
+            ntab = min(int(amax / d2) + 1, 4096)
+            table = _l_numerators(d2, amax, mp1, ntab)
+            d_prev = d
+        for c in range(cols[0], cols[1]):
+            co = c - cols[0]
             if np.isnan(z[r, c]):
-                out[r, c] = np.nan
+                out[ro, co] = np.nan
+                slope_out[ro, co] = np.nan
                 continue
             c0, c2 = max(c - 1, 0), min(c + 1, nx - 1)
-            za, zb, zc = z[r0, c0], z[r0, c], z[r0, c2]
-            zd, zf = z[r, c0], z[r, c2]
-            zg, zh, zi = z[r2, c0], z[r2, c], z[r2, c2]
+            za, zb, zc = np.float64(z[r0, c0]), np.float64(z[r0, c]), np.float64(z[r0, c2])
+            zd, zf = np.float64(z[r, c0]), np.float64(z[r, c2])
+            zg, zh, zi = np.float64(z[r2, c0]), np.float64(z[r2, c]), np.float64(z[r2, c2])
             gx = ((zc + 2 * zf + zi) - (za + 2 * zd + zg)) / (8.0 * ddx)
             gy = ((zg + 2 * zh + zi) - (za + 2 * zb + zc)) / (8.0 * ddy)
-            h = np.hypot(gx, gy)
-            slope = np.float64(np.float32(np.degrees(np.arctan(h))))
+            h = np.sqrt(gx * gx + gy * gy)
+            slope32 = np.float32(np.degrees(np.arctan(h)))
+            slope_out[ro, co] = slope32
+            slope = np.float64(slope32)
             if slope != slope:
-                out[r, c] = np.nan
+                out[ro, co] = np.nan
                 continue
             k = 0
             for j in range(m_breaks.size):
@@ -208,33 +241,54 @@ def _ls_kernel(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, a_in: np.ndarray, 
             m = m_values[k]
             a = a_in[r, c] - d2
             a = 0.0 if a != a else min(max(a, 0.0), amax)
+            if a == amax:
+                num = table[ntab, k]
+            else:
+                i = int(a / d2 + 0.5)
+                if i < ntab and a == i * d2:
+                    num = table[i, k]
+                else:
+                    num = (a + d2) ** mp1[k] - a ** mp1[k]
             x = (abs(gx) + abs(gy)) / h if h > 0 else 1.0
-            lf = ((a + d2) ** mp1[k] - a ** mp1[k]) / (denom[k] * x**m)
+            lf = num / (denom[k] * x**m)
             sn = h / np.sqrt(1.0 + h * h)
             sf = s_a[0] * sn + s_b[0]
             for j in range(s_breaks.size):
                 if slope >= s_breaks[j]:
                     sf = s_a[j + 1] * sn + s_b[j + 1]
             ls = lf * sf
-            out[r, c] = np.nan if ls != ls else max(ls, 0.0)
-    return out
+            out[ro, co] = np.nan if ls != ls else max(ls, 0.0)
+    return slope_out, out
 
 
-def _ls_block(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, cfg: LSFactorConfig) -> np.ndarray:
-    """LS (float32) of one DEM block (y, x) in m with cell sizes ``dx``/``dy`` (y, 1) in m; edges of the
-    block are edges of the data (Horn's window replicates them; flow leaves there).
+def slope_ls_block(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, cfg: LSFactorConfig = LSFactorConfig(),
+                   inner: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Slope (float32 degrees, Horn) and LS (float32) of one DEM block (y, x) in m with cell sizes
+    ``dx``/``dy`` (y, 1) in m; the block's edges are edges of the data (Horn's window replicates them;
+    flow leaves there). Callers tiling an area pass the tile plus its :func:`ls_halo_px` halo, and the
+    tile's slices in it as ``inner``: both layers are returned for that window only (the halo is routed
+    and accumulated, but slope, L and S are computed only where they are kept).
 
     Routing by :mod:`lpqlc.erosion.flow`; slope, aspect, L and S fused in one numba pass (the numpy
     composition of :func:`l_factor` and :func:`s_factor` held ~15 float64 temporaries and took a third
-    of LS; tests check both agree)."""
-    z = np.ascontiguousarray(z, dtype=np.float64)
+    of LS; tests check both agree, and that the slope equals :func:`slope_degrees`)."""
+    z = np.asarray(z)  # float32 or float64 as given: the kernel computes in float64 from either
+    z = np.ascontiguousarray(z, dtype=z.dtype if z.dtype in (np.float32, np.float64) else np.float64)
     dx, dy = np.asarray(dx, np.float64)[:, :1], np.asarray(dy, np.float64)[:, :1]
     a_in = upstream_area(z, dx, dy)  # the kernel takes the cell's own area off
     coef = np.asarray(cfg.s_coefficients, np.float64)
-    return _ls_kernel(z, np.ascontiguousarray(dx[:, 0]), np.ascontiguousarray(dy[:, 0]), a_in,  # type: ignore[no-any-return]
-                      np.asarray(cfg.m_breaks_deg, np.float64), np.asarray(cfg.m_values, np.float64),
-                      np.asarray(cfg.s_breaks_deg, np.float64), np.ascontiguousarray(coef[:, 0]),
-                      np.ascontiguousarray(coef[:, 1]), float(cfg.slope_length_cap_m), float(cfg.unit_length_m))  # fmt: skip
+    ys, xs = (slice(0, z.shape[0]), slice(0, z.shape[1])) if inner is None else inner
+    rows, cols = ys.indices(z.shape[0])[:2], xs.indices(z.shape[1])[:2]
+    return _slope_ls_kernel(z, np.ascontiguousarray(dx[:, 0]), np.ascontiguousarray(dy[:, 0]), a_in,  # type: ignore[no-any-return]
+                            np.asarray(cfg.m_breaks_deg, np.float64), np.asarray(cfg.m_values, np.float64),
+                            np.asarray(cfg.s_breaks_deg, np.float64), np.ascontiguousarray(coef[:, 0]),
+                            np.ascontiguousarray(coef[:, 1]), float(cfg.slope_length_cap_m), float(cfg.unit_length_m),
+                            rows, cols)  # fmt: skip
+
+
+def _ls_block(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, cfg: LSFactorConfig) -> np.ndarray:
+    """LS (float32) of one DEM block: :func:`slope_ls_block` without the slope."""
+    return slope_ls_block(z, dx, dy, cfg)[1]
 
 
 def _ls_numpy(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, cfg: LSFactorConfig) -> np.ndarray:
