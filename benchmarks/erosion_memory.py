@@ -5,7 +5,7 @@ its own process, not counted), then the year's composites are made in a client p
 their own (their peaks printed apart: they are the composite job's, see "Pixel memory"), then
 ``run_erosion`` runs in a fresh client process on a LocalCluster of ``--workers`` single-threaded worker
 processes, reusing the composites. Printed: the AOI size, wall time, the client's peak RSS and each
-worker's (``ru_maxrss``), and each scale's ratio to ×1 (target ±20 %), for both jobs; for the erosion
+worker's (``VmHWM``, :func:`lpqlc.cluster.peak_rss_mb`), and each scale's ratio to ×1 (target ±20 %), for both jobs; for the erosion
 job also the client's CPU seconds per tile (planning the tile tasks, reading results: the client's
 share of the work, which must not grow per tile with the AOI).
 Tiles and chunks are fixed (``--tile``, ``--chunk``), so a task's memory does not grow with the AOI.
@@ -22,7 +22,6 @@ import json
 import math
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -71,8 +70,10 @@ def _config(folder: Path, size: int, tile: int, chunk: int) -> Any:
 def _run(folder: Path, size: int, workers: int, tile: int, chunk: int, job: str) -> None:
     from dask.distributed import Client, LocalCluster
 
+    from lpqlc.cluster import peak_rss_mb
     from lpqlc.composite.run import ensure_composites
     from lpqlc.erosion.run import run_erosion
+    from lpqlc.podenv import GDAL_CACHEMAX_MB
     from lpqlc.quarter import quarter_range
 
     arch = json.loads((folder / "archive.json").read_text())
@@ -81,7 +82,8 @@ def _run(folder: Path, size: int, workers: int, tile: int, chunk: int, job: str)
     quarters = quarter_range(f"{YEAR}Q1", f"{YEAR}Q4")
     t, cpu = time.perf_counter(), time.process_time()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit="4GiB") as cluster, Client(cluster) as client:  # fmt: skip
+                      memory_limit="4GiB", env={"GDAL_CACHEMAX": GDAL_CACHEMAX_MB}) as cluster, \
+            Client(cluster) as client:  # fmt: skip  # the workers' GDAL cache bounded as lpqlc's clusters have it
         if job == "composite":
             ensure_composites(cfg, f"{out}/composites", quarters, client)
         else:
@@ -90,8 +92,8 @@ def _run(folder: Path, size: int, workers: int, tile: int, chunk: int, job: str)
             run = run_erosion(cfg, quarters, str(out), landcover=landcover, client=client)
             cpu, tiles = time.process_time() - cpu, len(run.tiles)
         seconds = time.perf_counter() - t
-        peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    client_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peaks = client.run(peak_rss_mb)  # VmHWM: ru_maxrss would count the nanny's size at the fork
+    client_mb = peak_rss_mb()
     extra = {"client_cpu_per_tile": cpu / tiles, "tiles": tiles} if job != "composite" else {}
     print(json.dumps({"seconds": seconds, "client_mb": client_mb, "workers_mb": sorted(peaks.values()), **extra}))
 

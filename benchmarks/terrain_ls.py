@@ -152,7 +152,9 @@ def _child(mode: str, folder: Path, tile: int, threads: int) -> None:
         run(Path(tmp), None)
         seconds, cpu = time.perf_counter() - t, _cpu() - cpu
         ls_sum = float(sum(np.nansum(_read(p)) for p in Path(tmp).rglob("ls.tif")))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from lpqlc.cluster import peak_rss_mb
+
+    peak = peak_rss_mb()  # VmHWM: ru_maxrss would count this driver's size at the fork
     print(json.dumps({"seconds": seconds, "cpu_s": cpu, "peak_mb": peak, "ls_sum": ls_sum}))
 
 

@@ -24,7 +24,7 @@ from lpqlc.storage import S3_RETRY_SECONDS, retrying, transient
 
 log = logging.getLogger(__name__)
 
-__all__ = ["open_client", "compute_bounded", "cluster_spec", "gpu_worker_group_spec", "has_gpu_workers"]
+__all__ = ["open_client", "compute_bounded", "cluster_spec", "gpu_worker_group_spec", "has_gpu_workers", "peak_rss_mb"]
 
 
 @contextmanager
@@ -40,12 +40,15 @@ def open_client(cfg: ClusterConfig | PipelineConfig) -> Iterator[Any]:
     pipeline = cfg if isinstance(cfg, PipelineConfig) else None
     cluster_cfg = cfg.cluster if isinstance(cfg, PipelineConfig) else cfg
     if cluster_cfg.kind == "local":
+        from lpqlc.podenv import GDAL_CACHEMAX_MB
+
         with LocalCluster(
             n_workers=cluster_cfg.n_workers,
             threads_per_worker=cluster_cfg.threads_per_worker,
             memory_limit=cluster_cfg.memory_limit,
             processes=True,
             dashboard_address=None,
+            env={"GDAL_CACHEMAX": os.environ.get("GDAL_CACHEMAX", GDAL_CACHEMAX_MB)},  # as the pods have it
         ) as cluster, Client(cluster) as client:  # fmt: skip
             yield client
     elif cluster_cfg.kind == "address":
@@ -242,3 +245,20 @@ def compute_bounded(tasks: list[Any], client: Any, stage: str = "",
             index[nxt.key] = i
             ac.add(nxt)
     return [results[i] for i in range(len(tasks))]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB: ``VmHWM`` of ``/proc/self/status`` on Linux (the
+    high-water mark of this program's own address space), else ``ru_maxrss``. On Linux ``ru_maxrss``
+    survives ``exec``: a process started by a large parent (a benchmark's driver, a nanny) reports at
+    least the parent's size at the fork."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux (bytes on macOS)

@@ -32,9 +32,14 @@ SCHEDULER_HTTP_ROUTES = [
     "distributed.http.scheduler.json", "distributed.http.health", "distributed.http.proxy",
     "distributed.http.statics", "distributed.http.scheduler.api",
 ]  # fmt: skip
-#: GDAL settings for cloud COGs (no directory listing on open, retries on transient HTTP errors) and
-#: for writing COGs straight to /vsis3/.
+#: GDAL's raster block cache per process, in MB. Its default is 5 % of the node's RAM per process,
+#: filled by every block read and kept: several worker processes on a large node would each grow
+#: by gigabytes that no task asked for. Read at GDAL's start, so it is set in the process environment.
+GDAL_CACHEMAX_MB = "256"
+#: GDAL settings for cloud COGs (no directory listing on open, retries on transient HTTP errors), for
+#: writing COGs straight to /vsis3/, and the bounded block cache.
 _GDAL = {
+    "GDAL_CACHEMAX": GDAL_CACHEMAX_MB,
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_HTTP_MAX_RETRY": "5",
     "GDAL_HTTP_RETRY_DELAY": "2",

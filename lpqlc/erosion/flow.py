@@ -8,7 +8,9 @@ only about 55 % of the pixels). No library at hand gives D8 steepest descent on 
 pyflwdir's Priority-Flood (a numba heap of tuples) took ~70 % of LS on a 9 Mpx DEM, too slow for the
 speed target, so :func:`fill_depressions` is our own numba Priority-Flood written from the papers
 (Wang & Liu 2006; Barnes et al. 2014's pit queue; Zhou et al. 2016's upslope tracing, which keeps most
-slope cells off the heap; a heap of packed uint64 keys on flat arrays), and :func:`accumulate` one O(n)
+slope cells off the heap, and of a trace's cells only those still next to an unreached lower cell when
+the trace ends go on it: on the 10 m Jacksboro DEM 95 % of the heap's pops were otherwise no-ops; a heap
+of packed uint64 keys on flat arrays), and :func:`accumulate` one O(n)
 pass in a topological order of the network (Kahn); both are tested equal to pyflwdir's
 (``fill_depressions``, ``accuflux``), which :func:`upstream_area_m2` still wraps.
 

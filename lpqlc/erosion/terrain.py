@@ -250,7 +250,7 @@ def _slope_ls_kernel(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, a_in: np.nda
                 else:
                     num = (a + d2) ** mp1[k] - a ** mp1[k]
             x = (abs(gx) + abs(gy)) / h if h > 0 else 1.0
-            lf = num / (denom[k] * x**m)
+            lf = num / (denom[k] * (np.sqrt(x) if m == 0.5 else x**m))  # √ is exact and 5× cheaper than pow
             sn = h / np.sqrt(1.0 + h * h)
             sf = s_a[0] * sn + s_b[0]
             for j in range(s_breaks.size):
