@@ -82,7 +82,8 @@ def static_tile(cfg: PipelineConfig, aoi: GeoBox, roi: tuple[slice, slice], dem_
         # slope only needs Horn's one-pixel window
         box, inner = _haloed(aoi, *roi, 1)
         slope = slope_degrees(load_dem(cfg, box, dems, lazy=False)).values[inner]
-        ls = load_files([lcfg.external], tile, name="ls", resampling="bilinear", store=store).compute(scheduler="synchronous").values
+        ls = load_files([lcfg.external], tile, name="ls", resampling="bilinear", store=store)
+        ls = ls.compute(scheduler="synchronous").values
     else:
         box, inner = _haloed(aoi, *roi, ls_halo_px(aoi, lcfg))
         slope, ls = slope_ls_tile(load_dem(cfg, box, dems, lazy=False), inner, lcfg)
@@ -137,8 +138,8 @@ def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid, client: Any =
     settings = (cfg.science.rusle.ls.model_dump(mode="json"), cfg.science.rusle.k.model_dump(mode="json"),
                 cfg.grid.model_dump(mode="json"), cfg.sources.collections.dem, cfg.sources.collections.soil)  # fmt: skip
     units, urls = [], {name: [] for name in STATIC}  # type: dict[str, list[str]]
-    dem_items: list[pystac.Item] | None = None
-    soil_items: list[pystac.Item] | None = None
+    dem_items = search_collection(cfg, cfg.sources.collections.dem)  # once per run, not per tile
+    soil_items = search_collection(cfg, cfg.sources.collections.soil)
     lcfg = cfg.science.rusle.ls
     halo = 1 if lcfg.external else ls_halo_px(g30, lcfg)
     for index, _ in grid.iter_tiles(anchor):
@@ -146,13 +147,12 @@ def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid, client: Any =
         folder = f"{out}/static/{t}"
         key = unit_key("erosion-static", __version__, t, settings)
         roi = tiles.roi[index]
-        if dem_items is None:  # searched once, and only when a tile is planned
-            dem_items = search_collection(cfg, cfg.sources.collections.dem)
-            soil_items = search_collection(cfg, cfg.sources.collections.soil)
-        assert soil_items is not None
         box, _ = _haloed(g30, *roi, halo)
-        task = dask.delayed(static_tile, pure=True)(cfg, g30, roi, _meeting(dem_items, box), _meeting(soil_items, g30[roi]),
-                                                    folder, dask_key_name=f"static-tile-{key}")  # fmt: skip
+        # the items meeting what the task reads, padded for the resampling kernels' reach (two soil
+        # pixels of 250 m are 17 px at 30 m)
+        dems, soils = _meeting(dem_items, box.pad(4)), _meeting(soil_items, box.pad(32))
+        task = dask.delayed(static_tile, pure=True)(cfg, g30, roi, dems, soils, folder,
+                                                    dask_key_name=f"static-tile-{key}")  # fmt: skip
         units.append(Unit(task, folder, key))
         for name in STATIC:
             urls[name].append(f"{folder}/{name}.tif")
