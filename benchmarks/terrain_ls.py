@@ -110,8 +110,7 @@ def _ours(folder: Path, out: Path, crop: int | None, tile: int, threads: int) ->
 
     from lpqlc.cog import cog_bytes
     from lpqlc.config.science import LSFactorConfig
-    from lpqlc.erosion.static import _haloed, slope_ls_tile, write_cache
-    from lpqlc.erosion.terrain import ls_halo_px
+    from lpqlc.erosion.static import _dem_window, slope_ls_tile, write_cache
     from lpqlc.sources.rasters import load_files
 
     with rasterio.open(folder / "dem.tif") as src:
@@ -119,7 +118,6 @@ def _ours(folder: Path, out: Path, crop: int | None, tile: int, threads: int) ->
     if crop:
         gbox = gbox[:crop, :crop]
     cfg = LSFactorConfig()
-    halo = ls_halo_px(gbox, cfg)
     tiles = GeoboxTiles(gbox, (tile, tile))
 
     def read(url: str, box: GeoBox) -> Any:
@@ -127,7 +125,7 @@ def _ours(folder: Path, out: Path, crop: int | None, tile: int, threads: int) ->
 
     def one(index: tuple[int, int]) -> None:
         t = f"{out}/{index[0]}_{index[1]}"
-        box, inner = _haloed(gbox, *tiles.roi[index], halo)
+        box, inner = _dem_window(gbox, tiles.roi[index], cfg)
         slope, ls = slope_ls_tile(read(str(folder / "dem.tif"), box), inner, cfg)
         tg = tiles[index]
         write_cache({"slope": slope, "ls": ls}, tg, t, None, 512)

@@ -62,6 +62,12 @@ def _haloed(aoi: GeoBox, ys: slice, xs: slice, halo: int) -> tuple[GeoBox, tuple
     return aoi[y0:y1, x0:x1], inner
 
 
+def _dem_window(aoi: GeoBox, roi: tuple[slice, slice], cfg: LSFactorConfig) -> tuple[GeoBox, tuple[slice, slice]]:
+    """Where a tile's task reads the DEM: the tile plus the LS halo, or plus Horn's one pixel when LS
+    comes from an external raster (:func:`_haloed`)."""
+    return _haloed(aoi, *roi, 1 if cfg.external else ls_halo_px(aoi, cfg))
+
+
 def static_tile(cfg: PipelineConfig, aoi: GeoBox, roi: tuple[slice, slice], dem_items: list[dict[str, Any]],
                 soil_items: list[dict[str, Any]], folder: str) -> dict[str, int]:  # fmt: skip
     """One tile's slope (°), LS and K, computed here (a worker task) and written as COGs under ``folder``.
@@ -77,16 +83,14 @@ def static_tile(cfg: PipelineConfig, aoi: GeoBox, roi: tuple[slice, slice], dem_
     odc.stac.configure_rio(cloud_defaults=True, **gdal_env(cfg.store))
     store, lcfg = cfg.store, cfg.science.rusle.ls
     tile = aoi[roi]
-    dems = [pystac.Item.from_dict(d) for d in dem_items]
+    box, inner = _dem_window(aoi, roi, lcfg)
+    dem = load_dem(cfg, box, [pystac.Item.from_dict(d) for d in dem_items], lazy=False)
     if lcfg.external:
-        # slope only needs Horn's one-pixel window
-        box, inner = _haloed(aoi, *roi, 1)
-        slope = slope_degrees(load_dem(cfg, box, dems, lazy=False)).values[inner]
+        slope = slope_degrees(dem).values[inner]
         ls = load_files([lcfg.external], tile, name="ls", resampling="bilinear", store=store)
         ls = ls.compute(scheduler="synchronous").values
     else:
-        box, inner = _haloed(aoi, *roi, ls_halo_px(aoi, lcfg))
-        slope, ls = slope_ls_tile(load_dem(cfg, box, dems, lazy=False), inner, lcfg)
+        slope, ls = slope_ls_tile(dem, inner, lcfg)
     k = k_layer(cfg, tile, [pystac.Item.from_dict(d) for d in soil_items], lazy=False).values
     write_cache({"slope": slope, "ls": ls, "k": k}, tile, folder, store, cfg.grid.cog_blocksize)
     return {"dem_valid": int(np.isfinite(slope).sum())}
@@ -109,20 +113,27 @@ def write_cache(layers: dict[str, np.ndarray], gbox: GeoBox, folder: str, store:
         write_bytes(f"{folder}/{name}.tif", blob, store)
 
 
-def _meeting(items: list[pystac.Item], gbox: GeoBox) -> list[dict[str, Any]]:
-    """The items whose bbox meets ``gbox`` (geographic bounds), as dicts (what a task is sent); all of
-    them when none does (the load then gives NaN, as over the whole list)."""
-    bbox = np.array([it.bbox if it.bbox else (-180.0, -90.0, 180.0, 90.0) for it in items], float)
-    w, s, e, n = gbox.geographic_extent.boundingbox
-    meets = (bbox[:, 0] <= e) & (bbox[:, 2] >= w) & (bbox[:, 1] <= n) & (bbox[:, 3] >= s)
-    chosen = [it for it, m in zip(items, meets, strict=True) if m] or items[:1]
-    out = []
-    for it in chosen:
-        d = it.to_dict(include_self_link=False, transform_hrefs=False)
-        for key, asset in it.assets.items():  # a relative href means nothing without the catalog
-            d["assets"][key]["href"] = asset.get_absolute_href() or asset.href
-        out.append(d)
-    return out
+class _Items:
+    """A collection's items as the dicts a task is sent (asset hrefs made absolute: a relative href
+    means nothing without the catalog) and their bboxes as one array, both made once per run, so that
+    choosing a tile's items is one vectorised comparison."""
+
+    def __init__(self, items: list[pystac.Item]):
+        self.dicts = []
+        for it in items:
+            d = it.to_dict(include_self_link=False, transform_hrefs=False)
+            for key, asset in it.assets.items():
+                d["assets"][key]["href"] = asset.get_absolute_href() or asset.href
+            self.dicts.append(d)
+        self.bbox = np.array([it.bbox or (-180.0, -90.0, 180.0, 90.0) for it in items], float).reshape(-1, 4)
+
+    def meeting(self, gbox: GeoBox) -> list[dict[str, Any]]:
+        """The items whose bbox meets ``gbox`` (geographic bounds); the first when none does (the load
+        then gives NaN, as over the whole list)."""
+        w, s, e, n = gbox.geographic_extent.boundingbox
+        b = self.bbox
+        meets = (b[:, 0] <= e) & (b[:, 2] >= w) & (b[:, 1] <= n) & (b[:, 3] >= s)
+        return [self.dicts[i] for i in np.flatnonzero(meets)] or self.dicts[:1]
 
 
 def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid, client: Any = None) -> dict[str, list[str]]:
@@ -138,19 +149,17 @@ def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid, client: Any =
     settings = (cfg.science.rusle.ls.model_dump(mode="json"), cfg.science.rusle.k.model_dump(mode="json"),
                 cfg.grid.model_dump(mode="json"), cfg.sources.collections.dem, cfg.sources.collections.soil)  # fmt: skip
     units, urls = [], {name: [] for name in STATIC}  # type: dict[str, list[str]]
-    dem_items = search_collection(cfg, cfg.sources.collections.dem)  # once per run, not per tile
-    soil_items = search_collection(cfg, cfg.sources.collections.soil)
-    lcfg = cfg.science.rusle.ls
-    halo = 1 if lcfg.external else ls_halo_px(g30, lcfg)
+    dem_items = _Items(search_collection(cfg, cfg.sources.collections.dem))  # once per run, not per tile
+    soil_items = _Items(search_collection(cfg, cfg.sources.collections.soil))
     for index, _ in grid.iter_tiles(anchor):
         t = tile_id(index)
         folder = f"{out}/static/{t}"
         key = unit_key("erosion-static", __version__, t, settings)
         roi = tiles.roi[index]
-        box, _ = _haloed(g30, *roi, halo)
+        box, _ = _dem_window(g30, roi, cfg.science.rusle.ls)
         # the items meeting what the task reads, padded for the resampling kernels' reach (two soil
         # pixels of 250 m are 17 px at 30 m)
-        dems, soils = _meeting(dem_items, box.pad(4)), _meeting(soil_items, box.pad(32))
+        dems, soils = dem_items.meeting(box.pad(4)), soil_items.meeting(box.pad(32))
         task = dask.delayed(static_tile, pure=True)(cfg, g30, roi, dems, soils, folder,
                                                     dask_key_name=f"static-tile-{key}")  # fmt: skip
         units.append(Unit(task, folder, key))

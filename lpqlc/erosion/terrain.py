@@ -190,7 +190,8 @@ def _slope_ls_kernel(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, a_in: np.nda
     contributing area is a whole number of cells on a projected grid (A = i·D², i < λ_max/D), so L's
     numerator comes from a per-row table of those values (:func:`_l_numerators`, the same expression on
     the same A: the same bits), the power computed per pixel only where A is not such a multiple (a
-    geographic grid). θ itself (float32 degrees, as the slope layer) picks the m and S classes.
+    geographic grid); x^0.5 is √x. θ itself (float32 degrees, as the slope layer) picks the m and S
+    classes.
     Only the window ``rows`` × ``cols`` (half-open) is computed and returned; Horn's window reads the
     whole block (edge cells replicated)."""
     ny, nx = z.shape
@@ -250,7 +251,7 @@ def _slope_ls_kernel(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, a_in: np.nda
                 else:
                     num = (a + d2) ** mp1[k] - a ** mp1[k]
             x = (abs(gx) + abs(gy)) / h if h > 0 else 1.0
-            lf = num / (denom[k] * (np.sqrt(x) if m == 0.5 else x**m))  # √ is exact and 5× cheaper than pow
+            lf = num / (denom[k] * (np.sqrt(x) if m == 0.5 else x**m))  # √: correctly rounded, cheaper than pow
             sn = h / np.sqrt(1.0 + h * h)
             sf = s_a[0] * sn + s_b[0]
             for j in range(s_breaks.size):
