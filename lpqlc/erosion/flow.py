@@ -9,8 +9,8 @@ pyflwdir's Priority-Flood (a numba heap of tuples) took ~70 % of LS on a 9 Mpx D
 speed target, so :func:`fill_depressions` is our own numba Priority-Flood written from the papers
 (Wang & Liu 2006; Barnes et al. 2014's pit queue; Zhou et al. 2016's upslope tracing, which keeps most
 slope cells off the heap, and of a trace's cells only those still next to an unreached lower cell when
-the trace ends go on it: on the 10 m Jacksboro DEM 95 % of the heap's pops were otherwise no-ops; a heap
-of packed uint64 keys on flat arrays), and :func:`accumulate` one O(n)
+the trace ends go on it: on the 10 m Jacksboro DEM 95 % of the heap's pops were otherwise no-ops; a
+4-ary heap of packed uint64 keys on flat arrays), and :func:`accumulate` one O(n)
 pass in a topological order of the network (Kahn); both are tested equal to pyflwdir's
 (``fill_depressions``, ``accuflux``), which :func:`upstream_area_m2` still wraps.
 
@@ -59,9 +59,10 @@ def _key(zbits: np.uint32, seq: np.int64) -> np.uint64:
 
 @njit(cache=True)
 def _push(hk: np.ndarray, hi: np.ndarray, size: int, key: np.uint64, cell: np.int32) -> None:
+    """Push onto the 4-ary heap ``hk``/``hi`` of ``size`` entries (children of i: 4i + 1 … 4i + 4)."""
     i = size
     while i > 0:  # sift up
-        p = (i - 1) >> 1
+        p = (i - 1) >> 2
         if hk[p] < key:
             break
         hk[i], hi[i] = hk[p], hi[p]
@@ -92,7 +93,8 @@ def _priority_flood(zp: np.ndarray, off: np.ndarray, codes: np.ndarray) -> tuple
     """Priority-Flood (Wang & Liu 2006) with Barnes et al.'s (2014) pit queue and Zhou et al.'s (2016)
     upslope tracing on a NaN-padded DEM (:func:`_nan_padded`): filled DEM and filling-pass D8, padded.
 
-    Written here from the papers' descriptions. The priority queue is a binary heap on flat arrays: one
+    Written here from the papers' descriptions. The priority queue is a 4-ary heap on flat arrays (half
+    the depth of a binary one: 7–20 % less fill time on the 10 m and 30 m Jacksboro DEM): one
     uint64 key per entry (:func:`_key`: elevation bits above the push sequence, the order of (elevation,
     sequence) pairs in one integer comparison) and the cell (int32). A neighbour at or below the level
     being processed is raised to it and goes to the pit FIFO (Barnes). A neighbour above it is final at
@@ -120,7 +122,7 @@ def _priority_flood(zp: np.ndarray, off: np.ndarray, codes: np.ndarray) -> tuple
                     any_nan = True
             else:
                 d8[cell] = 255
-    hk = np.empty(n, np.uint64)  # binary heap: keys (elevation, push sequence) and cells
+    hk = np.empty(n, np.uint64)  # 4-ary heap: keys (elevation, push sequence) and cells
     hi = np.empty(n, np.int32)
     pit = np.empty(n, np.int32)  # FIFO of cells raised to their spill elevation
     up = np.empty(n, np.int32)  # FIFO of the upslope trace
@@ -154,16 +156,18 @@ def _priority_flood(zp: np.ndarray, off: np.ndarray, codes: np.ndarray) -> tuple
             size -= 1
             lk, li = hk[size], hi[size]
             i = 0
-            while True:  # sift the last element down from the root
-                ch = 2 * i + 1
+            while True:  # sift the last element down from the root, past the least of the children
+                ch = 4 * i + 1
                 if ch >= size:
                     break
-                if ch + 1 < size and hk[ch + 1] < hk[ch]:
-                    ch += 1
-                if lk < hk[ch]:
+                least, lkey = ch, hk[ch]
+                for q in range(ch + 1, min(ch + 4, size)):
+                    if hk[q] < lkey:
+                        least, lkey = q, hk[q]
+                if lk < lkey:
                     break
-                hk[i], hi[i] = hk[ch], hi[ch]
-                i = ch
+                hk[i], hi[i] = lkey, hi[least]
+                i = least
             hk[i], hi[i] = lk, li
         z0 = filled[cell]
         for j in range(8):
