@@ -2,8 +2,12 @@
 
 Input: the Jacksboro fault DEM that ships with matplotlib, reprojected to ``--res`` m (10 m: 8.9 Mpx),
 written as a GeoTIFF with seeded R, K, C and P rasters on the same grid.
-Baseline ("today", commit 1c59866): the whole DEM in memory, slope by Horn, LS with ``pyflwdir.from_dem``
-routing (its filling-pass directions) and ``upstream_area``, A = R·K·LS·C·P in numpy, GeoTIFFs by rasterio.
+Baseline ("today", commit 1c59866), as that code ran the steps: the whole DEM read through odc-stac and
+held in memory, slope by Horn, LS with ``pyflwdir.from_dem`` routing (its filling-pass directions) and
+``upstream_area``, slope and LS written as COGs by ``cog_bytes`` (DEFLATE, predictor, overviews), then A =
+R·K·LS·C·P with LS read back from its COG and R, K, C, P through odc-stac, written by ``cog_bytes``.
+``--baseline plain``: the simplified baseline of rounds 1–3 (rasterio reads, A from the LS in memory,
+three plain DEFLATE GeoTIFFs: cheaper than today's code was).
 Ours: the erosion job's static-layer task per ``--tile`` px output tile (``lpqlc.erosion.static``: the
 DEM read once over the tile + LS halo by odc-stac, slope and LS in one numba pass after our
 Priority-Flood fill and D8 steepest descent, the cache COGs in ZSTD), then A of the tile with LS read back
@@ -12,7 +16,7 @@ Each runs in its own process (peak RSS of that process), after a warm-up on a sm
 caches); ours single-threaded for the ratio, then with every core. Wall and CPU seconds (user + system,
 all threads) of the timed run: on a shared machine the CPU time is the robust figure.
 
-    python benchmarks/terrain_ls.py [--res 10] [--tile 2048] [--repeat 3]
+    python benchmarks/terrain_ls.py [--res 10] [--tile 2048] [--repeat 3] [--baseline today|plain]
 """
 
 from __future__ import annotations
@@ -75,27 +79,62 @@ def _legacy_ls(z: np.ndarray, transform: Any, cell: float) -> np.ndarray:
     return np.where(np.isfinite(z), np.maximum(ls, 0.0), np.nan).astype(np.float32)
 
 
-def _legacy(folder: Path, out: Path, crop: int | None) -> None:
+def _legacy(folder: Path, out: Path, crop: int | None, plain: bool = False) -> None:
+    """Today's steps (commit 1c59866): its ``static_layers`` read the DEM whole through odc-stac
+    (``load_files``), computed slope and LS on it and wrote both as COGs with ``cog_bytes`` (DEFLATE,
+    predictor, overviews: the published-layer settings, unchanged since); its erosion task read LS back
+    from that COG and R, K, C, P through odc-stac and wrote A with ``cog_bytes``. ``plain``: the
+    simplified baseline of rounds 1–3 (rasterio reads, three plain DEFLATE GeoTIFFs without predictor or
+    overviews, cheaper than today's code really was), kept to compare with those rounds."""
     import rasterio
+    from odc.geo.geobox import GeoBox
 
+    from lpqlc.cog import cog_bytes
     from lpqlc.erosion.terrain import _slope_block
 
-    win = rasterio.windows.Window(0, 0, crop, crop) if crop else None
     with rasterio.open(folder / "dem.tif") as src:
-        z = src.read(1, window=win)
-        profile = src.profile | {"width": z.shape[1], "height": z.shape[0]}
-        transform = src.window_transform(win) if win else src.transform
-    cell = abs(transform.a)
+        gbox = GeoBox(src.shape, src.transform, src.crs.to_wkt())
+        profile = src.profile
+    if crop:
+        gbox = gbox[:crop, :crop]
+    transform, cell = gbox.transform, abs(gbox.transform.a)
+    profile = profile | {"width": gbox.shape.x, "height": gbox.shape.y, "transform": transform}
+
+    def read(path: Path) -> np.ndarray:
+        if plain:
+            with rasterio.open(path) as src:
+                return src.read(1, window=rasterio.windows.Window(0, 0, gbox.shape.x, gbox.shape.y))  # type: ignore[no-any-return]
+        return _load(str(path), gbox)
+
+    def write(name: str, arr: np.ndarray) -> None:
+        if plain:
+            with rasterio.open(out / f"{name}.tif", "w", **profile) as dst:
+                dst.write(arr.astype(np.float32), 1)
+        else:
+            (out / f"{name}.tif").write_bytes(cog_bytes(arr.astype(np.float32), transform, gbox.crs.to_wkt(),
+                                                        nodata=float("nan")))  # fmt: skip
+
+    z = read(folder / "dem.tif")
     dx = np.full((z.shape[0] + 2, z.shape[1] + 2), cell)
-    slope = _slope_block(np.pad(z.astype(np.float64), 1, mode="edge"), dx, dx)[1:-1, 1:-1]
+    write("slope", _slope_block(np.pad(z.astype(np.float64), 1, mode="edge"), dx, dx)[1:-1, 1:-1])
     ls = _legacy_ls(z, transform, cell)
-    a = ls.copy()
+    write("ls", ls)
+    a = ls if plain else read(out / "ls.tif")
     for name in LAYERS:
-        with rasterio.open(folder / f"{name}.tif") as src:
-            a *= src.read(1, window=win)
-    for name, arr in (("slope", slope), ("ls", ls), ("erosion", a)):
-        with rasterio.open(out / f"{name}.tif", "w", **(profile | {"transform": transform})) as dst:
-            dst.write(arr.astype(np.float32), 1)
+        a = a * read(folder / f"{name}.tif")
+    write("erosion", a)
+
+
+def _load_da(url: str, box: Any) -> Any:
+    """One raster on ``box`` through ``lpqlc.sources.rasters.load_files`` (odc-stac), computed here."""
+    from lpqlc.sources.rasters import load_files
+
+    return load_files([url], box, name="v", chunks=max(box.shape.yx)).compute(scheduler="synchronous")
+
+
+def _load(url: str, box: Any) -> np.ndarray:
+    """:func:`_load_da`'s pixels."""
+    return np.asarray(_load_da(url, box).values)
 
 
 # ---------------------------------------------------------------------------------------------- ours
@@ -120,18 +159,15 @@ def _ours(folder: Path, out: Path, crop: int | None, tile: int, threads: int) ->
     cfg = LSFactorConfig()
     tiles = GeoboxTiles(gbox, (tile, tile))
 
-    def read(url: str, box: GeoBox) -> Any:
-        return load_files([url], box, name="v", chunks=max(box.shape.yx)).compute(scheduler="synchronous")
-
     def one(index: tuple[int, int]) -> None:
         t = f"{out}/{index[0]}_{index[1]}"
         box, inner = _dem_window(gbox, tiles.roi[index], cfg)
-        slope, ls = slope_ls_tile(read(str(folder / "dem.tif"), box), inner, cfg)
+        slope, ls = slope_ls_tile(_load_da(str(folder / "dem.tif"), box), inner, cfg)
         tg = tiles[index]
         write_cache({"slope": slope, "ls": ls}, tg, t, None, 512)
-        a = read(f"{t}/ls.tif", tg).values
+        a = _load(f"{t}/ls.tif", tg)
         for name in LAYERS:
-            a = a * read(str(folder / f"{name}.tif"), tg).values
+            a = a * _load(str(folder / f"{name}.tif"), tg)
         Path(f"{t}/erosion.tif").write_bytes(cog_bytes(a.astype(np.float32), tg.transform, tg.crs.to_wkt(),
                                                        nodata=float("nan")))  # fmt: skip
 
@@ -143,7 +179,7 @@ def _child(mode: str, folder: Path, tile: int, threads: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         warm = Path(tmp) / "warm"
         warm.mkdir()
-        run = (lambda out, crop: _legacy(folder, out, crop)) if mode == "today" else \
+        run = (lambda out, crop: _legacy(folder, out, crop, plain=mode == "plain")) if mode != "ours" else \
             (lambda out, crop: _ours(folder, out, crop, tile, threads))  # fmt: skip
         run(warm, 300)
         t, cpu = time.perf_counter(), _cpu()
@@ -183,7 +219,10 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side (alternated); medians compared")
-    ap.add_argument("--child", choices=("today", "ours"))
+    ap.add_argument("--baseline", choices=("today", "plain"), default="today",
+                    help="today: today's steps as its code ran them (odc-stac reads, COG writes); plain: the "
+                         "simplified baseline of rounds 1-3 (rasterio reads, plain GeoTIFFs)")
+    ap.add_argument("--child", choices=("today", "plain", "ours"))
     ap.add_argument("--folder")
     args = ap.parse_args()
     if args.child:
@@ -196,13 +235,14 @@ def main() -> None:
         shape = _read(folder / "dem.tif").shape
         today, ours = [], []
         for _ in range(args.repeat):  # alternated, so a slow spell of the machine hits both sides
-            today.append(_spawn("today", folder, args.tile, 1))
+            today.append(_spawn(args.baseline, folder, args.tile, 1))
             ours.append(_spawn("ours", folder, args.tile, 1))
         ours_all = _spawn("ours", folder, args.tile, cores)
     mpx = shape[0] * shape[1] / 1e6
     print(f"machine: {platform.processor() or platform.machine()}, {cores} CPUs (shared: absolute times vary); "
           f"Jacksboro DEM at {args.res:g} m, {shape[0]}×{shape[1]} = {mpx:.1f} Mpx, tile {args.tile}")  # fmt: skip
-    rows = [(f"today #{i + 1} (whole DEM, pyflwdir.from_dem)", r) for i, r in enumerate(today)]
+    label = "today" if args.baseline == "today" else "today, plain I/O"
+    rows = [(f"{label} #{i + 1} (whole DEM, pyflwdir.from_dem)", r) for i, r in enumerate(today)]
     rows += [(f"ours #{i + 1}, 1 thread", r) for i, r in enumerate(ours)] + [(f"ours, {cores} threads", ours_all)]
     for name, r in rows:
         print(f"{name:44s} {r['seconds']:7.1f} s wall {r['cpu_s']:7.1f} s CPU  peak RSS {r['peak_mb']:7.0f} MB")
