@@ -12,7 +12,9 @@ slope cells off the heap, and of a trace's cells only those still next to an unr
 the trace ends go on it: on the 10 m Jacksboro DEM 95 % of the heap's pops were otherwise no-ops; a
 4-ary heap of packed uint64 keys on flat arrays), and :func:`accumulate` one O(n)
 pass in a topological order of the network (Kahn); both are tested equal to pyflwdir's
-(``fill_depressions``, ``accuflux``), which :func:`upstream_area_m2` still wraps.
+(``fill_depressions``, ``accuflux``), which :func:`upstream_area_m2` still wraps. The kernels here and
+in :mod:`lpqlc.erosion.terrain` release the GIL, so a worker with several threads routes several tiles
+at once.
 
 Barnes, R., Lehman, C., Mulla, D. (2014) Priority-flood: An optimal depression-filling and
 watershed-labeling algorithm for digital elevation models. Computers & Geosciences 62, 117–127.
@@ -48,7 +50,7 @@ _DC = np.array([1, 1, 0, -1, -1, -1, 0, 1], np.int64)
 _NODATA_D8 = np.uint8(247)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _key(zbits: np.uint32, seq: np.int64) -> np.uint64:
     """Heap key ordering (elevation, push sequence) as one unsigned integer: the float32's bits mapped to
     an order-preserving unsigned integer (sign bit flipped for ≥ 0, all bits for < 0) above the sequence."""
@@ -57,7 +59,7 @@ def _key(zbits: np.uint32, seq: np.int64) -> np.uint64:
     return (b << np.uint64(32)) | np.uint64(seq)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _push(hk: np.ndarray, hi: np.ndarray, size: int, key: np.uint64, cell: np.int32) -> None:
     """Push onto the 4-ary heap ``hk``/``hi`` of ``size`` entries (children of i: 4i + 1 … 4i + 4)."""
     i = size
@@ -88,7 +90,7 @@ def _offsets(nx2: int) -> np.ndarray:
     return (_DR * nx2 + _DC).astype(np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _priority_flood(zp: np.ndarray, off: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Priority-Flood (Wang & Liu 2006) with Barnes et al.'s (2014) pit queue and Zhou et al.'s (2016)
     upslope tracing on a NaN-padded DEM (:func:`_nan_padded`): filled DEM and filling-pass D8, padded.
@@ -229,7 +231,7 @@ def fill_depressions(dem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return filled[1:-1, 1:-1].copy(), d8[1:-1, 1:-1].copy()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _steepest(zp: np.ndarray, d8_fill: np.ndarray, dx: np.ndarray, dy: np.ndarray, off: np.ndarray,
               dr: np.ndarray, dc: np.ndarray, codes: np.ndarray) -> np.ndarray:  # fmt: skip
     """Steepest-descent D8 on a NaN-padded filled DEM (padded in and out; ``dx``/``dy`` per padded row)."""
@@ -277,7 +279,7 @@ def d8_steepest(filled: np.ndarray, d8_fill: np.ndarray, dx: np.ndarray, dy: np.
     return out[1:-1, 1:-1].copy()  # type: ignore[no-any-return]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _accumulate(d8: np.ndarray, area: np.ndarray, off: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Upstream area over a padded D8 grid (the border is 247, no data); padded in and out. ``area``
     (m², padded shape) may be a broadcast view (per-row sizes): it is read once per cell."""

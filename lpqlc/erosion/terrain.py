@@ -165,7 +165,7 @@ def ls_halo_px(cell_m: float | GeoBox, cfg: LSFactorConfig = LSFactorConfig()) -
     return int(np.ceil(cfg.slope_length_cap_m / cell_m)) + 1 + int(cfg.tile_fill_margin_px)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _l_numerators(d2: float, amax: float, mp1: np.ndarray, n: int) -> np.ndarray:
     """(A + D²)^(m+1) − A^(m+1) for A = i·D², i = 0 … n − 1 (rows), and A = ``amax`` (row n), per m class."""
     out = np.empty((n + 1, mp1.size))
@@ -176,7 +176,7 @@ def _l_numerators(d2: float, amax: float, mp1: np.ndarray, n: int) -> np.ndarray
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _slope_ls_kernel(z: np.ndarray, dx: np.ndarray, dy: np.ndarray, a_in: np.ndarray, m_breaks: np.ndarray,
                      m_values: np.ndarray, s_breaks: np.ndarray, s_a: np.ndarray, s_b: np.ndarray, cap: float,
                      unit: float, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
