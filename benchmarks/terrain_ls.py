@@ -17,6 +17,7 @@ caches); ours single-threaded for the ratio, then with every core. Wall and CPU 
 all threads) of the timed run: on a shared machine the CPU time is the robust figure.
 
     python benchmarks/terrain_ls.py [--res 10] [--tile 2048] [--repeat 3] [--baseline today|plain]
+                                    [--peer-python /path/to/python-with-natcap.invest]
 """
 
 from __future__ import annotations
@@ -213,6 +214,20 @@ def _spawn(mode: str, folder: Path, tile: int, threads: int) -> dict[str, float]
     return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def _spawn_peer(python: str, folder: Path) -> dict[str, float]:
+    """The peer (InVEST SDR's own functions: ``benchmarks/peer_invest.py``) on the same inputs, in its
+    own interpreter; its outputs in a temporary folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        res = subprocess.run([python, str(Path(__file__).with_name("peer_invest.py")), "--out", tmp,
+                              *(a for n in ("dem", *LAYERS) for a in (f"--{n}", str(folder / f"{n}.tif")))],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if res.returncode:
+        raise RuntimeError(res.stderr[-3000:])
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"seconds": out["wall_s"], "cpu_s": out["cpu_s"], "peak_mb": out["peak_mb"], "ls_sum": out["ls_sum"],
+            "version": out["version"]}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--res", type=float, default=10.0)
@@ -222,6 +237,7 @@ def main() -> None:
     ap.add_argument("--baseline", choices=("today", "plain"), default="today",
                     help="today: today's steps as its code ran them (odc-stac reads, COG writes); plain: the "
                          "simplified baseline of rounds 1-3 (rasterio reads, plain GeoTIFFs)")
+    ap.add_argument("--peer-python", help="a Python with natcap.invest: also run the peer (InVEST SDR's steps)")
     ap.add_argument("--child", choices=("today", "plain", "ours"))
     ap.add_argument("--folder")
     args = ap.parse_args()
@@ -233,10 +249,12 @@ def main() -> None:
         folder = Path(tmp)
         _write_inputs(folder, args.res)
         shape = _read(folder / "dem.tif").shape
-        today, ours = [], []
-        for _ in range(args.repeat):  # alternated, so a slow spell of the machine hits both sides
+        today, ours, peer = [], [], []
+        for _ in range(args.repeat):  # alternated, so a slow spell of the machine hits every side
             today.append(_spawn(args.baseline, folder, args.tile, 1))
             ours.append(_spawn("ours", folder, args.tile, 1))
+            if args.peer_python:
+                peer.append(_spawn_peer(args.peer_python, folder))
         ours_all = _spawn("ours", folder, args.tile, cores)
     mpx = shape[0] * shape[1] / 1e6
     print(f"machine: {platform.processor() or platform.machine()}, {cores} CPUs (shared: absolute times vary); "
@@ -244,6 +262,7 @@ def main() -> None:
     label = "today" if args.baseline == "today" else "today, plain I/O"
     rows = [(f"{label} #{i + 1} (whole DEM, pyflwdir.from_dem)", r) for i, r in enumerate(today)]
     rows += [(f"ours #{i + 1}, 1 thread", r) for i, r in enumerate(ours)] + [(f"ours, {cores} threads", ours_all)]
+    rows += [(f"peer #{i + 1} (InVEST {r['version']} SDR steps)", r) for i, r in enumerate(peer)]
     for name, r in rows:
         print(f"{name:44s} {r['seconds']:7.1f} s wall {r['cpu_s']:7.1f} s CPU  peak RSS {r['peak_mb']:7.0f} MB")
     print(f"load average during the runs: {os.getloadavg()[0]:.1f} (wall times suffer from it, CPU times much less)")
@@ -257,6 +276,12 @@ def main() -> None:
     print(f"LS agrees: sum today {today[0]['ls_sum']:.6g}, ours {ours[0]['ls_sum']:.6g} (routing differs: steepest descent)")
     peak_today, peak_ours = max(r["peak_mb"] for r in today), max(r["peak_mb"] for r in ours + [ours_all])
     print(f"peak memory (ours / today, the largest of each side's runs): {peak_ours / peak_today:.2f}  (target ≤ 0.5)")
+    if peer:
+        print(f"speed-up over the peer (median peer / median ours, single core): "
+              f"{med(peer, 'seconds') / med(ours, 'seconds'):.2f} by wall time, "
+              f"{med(peer, 'cpu_s') / med(ours, 'cpu_s'):.2f} by CPU time  (bar ≥ 5)")  # fmt: skip
+        peak_peer = max(r["peak_mb"] for r in peer)
+        print(f"peak memory (ours / peer): {peak_ours / peak_peer:.2f}  (bar ≤ 1; peer {peak_peer:.0f} MB)")
 
 
 if __name__ == "__main__":
