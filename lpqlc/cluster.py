@@ -42,13 +42,17 @@ def open_client(cfg: ClusterConfig | PipelineConfig) -> Iterator[Any]:
     if cluster_cfg.kind == "local":
         from lpqlc.podenv import GDAL_CACHEMAX_MB
 
+        # as the pods have it: a bounded block cache, and GDAL's own threads for COG compression and
+        # reads sharing the cores the Dask threads leave (one each at least)
+        gdal_threads = max(1, (os.cpu_count() or 1) // (cluster_cfg.n_workers * cluster_cfg.threads_per_worker))
         with LocalCluster(
             n_workers=cluster_cfg.n_workers,
             threads_per_worker=cluster_cfg.threads_per_worker,
             memory_limit=cluster_cfg.memory_limit,
             processes=True,
             dashboard_address=None,
-            env={"GDAL_CACHEMAX": os.environ.get("GDAL_CACHEMAX", GDAL_CACHEMAX_MB)},  # as the pods have it
+            env={"GDAL_CACHEMAX": os.environ.get("GDAL_CACHEMAX", GDAL_CACHEMAX_MB),
+                 "GDAL_NUM_THREADS": os.environ.get("GDAL_NUM_THREADS", str(gdal_threads))},
         ) as cluster, Client(cluster) as client:  # fmt: skip
             yield client
     elif cluster_cfg.kind == "address":

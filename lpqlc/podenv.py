@@ -96,6 +96,13 @@ def container_env(cfg: PipelineConfig, *, role: str) -> list[dict[str, Any]]:
     if role == "job":
         plain["DASK_SCHEDULER_ADDRESS"] = scheduler_address(CLUSTER_NAME, cfg.cluster.kubernetes.namespace)
     env += [{"name": k, "value": v} for k, v in plain.items()]
+    if role in ("worker", "job"):
+        # GDAL compresses COG blocks and decodes and warps reads on this many threads of its own: a
+        # worker runs one Dask thread per pod (cluster.threads_per_worker) on a pod of several CPUs, and
+        # DEFLATE of a published layer is most of a tile's time (docs/performance.md); the container's
+        # CPU limit in whole cores (the downward API rounds up), the same bytes written
+        env.append({"name": "GDAL_NUM_THREADS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu",
+                                                                                   "divisor": "1"}}})  # fmt: skip
     if role in ("worker", "scheduler"):  # the pod's own IP: dask listens (and serves /health) there
         env.append({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
     return env
