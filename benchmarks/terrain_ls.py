@@ -163,7 +163,8 @@ def _ours(folder: Path, out: Path, crop: int | None, tile: int, threads: int) ->
     def one(index: tuple[int, int]) -> None:
         t = f"{out}/{index[0]}_{index[1]}"
         box, inner = _dem_window(gbox, tiles.roi[index], cfg)
-        slope, ls = slope_ls_tile(_load_da(str(folder / "dem.tif"), box), inner, cfg)
+        # the static task reads its DEM window now, without a Dask graph (load_dem(..., lazy=False))
+        slope, ls = slope_ls_tile(load_files([str(folder / "dem.tif")], box, name="dem", chunks=None), inner, cfg)
         tg = tiles[index]
         write_cache({"slope": slope, "ls": ls}, tg, t, None, 512)
         a = _load(f"{t}/ls.tif", tg)

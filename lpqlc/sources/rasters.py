@@ -52,12 +52,13 @@ def load_files(
     *,
     name: str,
     resampling: str = "nearest",
-    chunks: int = 1024,
+    chunks: int | None = 1024,
     store: Store | None = None,
     dtype: str | None = None,
 ) -> xr.DataArray:
     """Lazy (y, x) mosaic of single-band rasters on ``geobox`` (first valid pixel wins where they overlap);
-    the ``store``'s GDAL settings travel with the read tasks."""
+    the ``store``'s GDAL settings travel with the read tasks. ``chunks=None``: read now, in one piece,
+    without a Dask graph (a tile task's window)."""
     import odc.stac
 
     if not urls:
@@ -66,6 +67,6 @@ def load_files(
     # odc-stac captures its configured GDAL options into every read task (an active rasterio.Env's
     # endpoint would be dropped as a session key): the Store's settings travel with the tasks
     odc.stac.configure_rio(cloud_defaults=True, **as_store(store).gdal_env())
-    ds = odc.stac.load(items, bands=[name], geobox=geobox, chunks={"x": chunks, "y": chunks},
+    ds = odc.stac.load(items, bands=[name], geobox=geobox, chunks={"x": chunks, "y": chunks} if chunks else None,
                        resampling=resampling, groupby=lambda *_: 0, dtype=dtype)  # fmt: skip
     return ds[name].isel(time=0, drop=True)
