@@ -133,6 +133,8 @@ def test_store_on_seaweedfs_and_its_gdal_env_in_dask_tasks(stack: Any, tmp_path:
             client.submit(read, None, cog).result()
         lazy = load_files([cog], gbox, name="v", chunks=32, store=store)
         assert np.array_equal(client.compute(lazy.data).result(), data)
+    now = load_files([cog], gbox, name="v", chunks=None, store=store)  # read here, no Dask graph
+    assert isinstance(now.data, np.ndarray) and np.array_equal(now.values, data)
 
 
 def _imports(path: Path) -> set[str]:
