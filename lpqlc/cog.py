@@ -77,7 +77,7 @@ def cog_bytes(
     if not overviews:
         profile["OVERVIEWS"] = "NONE"
     if colormap is not None or not predictor:
-        profile["PREDICTOR"] = "NO"  # paletted data gains nothing from a horizontal predictor
+        profile["PREDICTOR"] = "NO"  # paletted data gains nothing from a horizontal predictor; caches opt out
     with MemoryFile() as mem:
         with mem.open(**profile) as dst:
             dst.write(arr)
