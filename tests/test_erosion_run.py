@@ -196,6 +196,26 @@ def test_static_layers_are_cached_and_external_ls_is_accepted(year_run: Any, tmp
             assert np.allclose(src.read(1), 3.5)
 
 
+def test_a_static_tile_is_redone_when_a_dem_or_soil_item_meeting_it_changes(year_run: Any) -> None:
+    """The static cache's unit key holds the versions of the items meeting the tile (ids, ``updated``,
+    asset hrefs): a re-published or replaced DEM or soil item changes the key of the tiles it meets."""
+    from lpqlc.erosion.static import _Items
+    from lpqlc.sources.search import search_collection
+
+    cfg = year_run[0]
+    for collection in (cfg.sources.collections.dem, cfg.sources.collections.soil):
+        items = _Items(search_collection(cfg, collection))
+        before = _Items.versions(items.dicts)
+        assert before == _Items.versions(list(reversed(items.dicts)))  # the order the search gives is not a change
+        first = json.loads(json.dumps(items.dicts[0]))
+        first["properties"]["updated"] = "2031-01-01T00:00:00Z"  # re-published
+        assert _Items.versions([first, *items.dicts[1:]]) != before
+        moved = json.loads(json.dumps(items.dicts[0]))
+        key = next(iter(moved["assets"]))
+        moved["assets"][key]["href"] = moved["assets"][key]["href"] + ".v2"  # replaced file
+        assert _Items.versions([moved, *items.dicts[1:]]) != before
+
+
 def test_static_tiles_equal_the_whole_area_layers(year_run: Any, tmp_path: Path) -> None:
     """Each static tile task reads the DEM over its tile plus the LS halo: on 64 px tiles of the 30 m
     grid, the mosaic of slope and K equals the whole-area layers, and LS meets the tiled-LS criterion of

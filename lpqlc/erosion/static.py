@@ -2,7 +2,8 @@
 
 Layout: ``<out>/static/<tile>/{slope,ls,k}.tif`` (tiled COGs, one per output tile of the 30 m grid) with
 the tile's ``_unit.json`` marker (:mod:`lpqlc.units`): a tile is computed again only when its inputs
-(DEM and soil collections, LS and K settings, code version) change.
+(the DEM and soil items meeting it — ids, ``updated``, asset hrefs —, LS and K settings, code version)
+change.
 
 The client searches the DEM and soil collections once and sends each tile the items that meet it
 (:func:`static_layers`); the task (:func:`static_tile`) reads the DEM once over the tile plus the LS
@@ -129,6 +130,17 @@ class _Items:
             self.dicts.append(d)
         self.bbox = np.array([it.bbox or (-180.0, -90.0, 180.0, 90.0) for it in items], float).reshape(-1, 4)
 
+    @staticmethod
+    def versions(items: list[dict[str, Any]]) -> list[str]:
+        """What identifies a version of ``items``: each one's id, ``updated`` (or datetime) and asset
+        hrefs, sorted (a replaced or re-published DEM or soil item changes it)."""
+        out = []
+        for d in items:
+            props = d.get("properties", {})
+            hrefs = ",".join(sorted(str(a.get("href")) for a in d.get("assets", {}).values()))
+            out.append(f"{d.get('id')}|{props.get('updated') or props.get('datetime')}|{hrefs}")
+        return sorted(out)
+
     def meeting(self, gbox: GeoBox) -> list[dict[str, Any]]:
         """The items whose bbox meets ``gbox`` (geographic bounds); the first when none does (the load
         then gives NaN, as over the whole list)."""
@@ -156,12 +168,12 @@ def static_layers(cfg: PipelineConfig, out: str, grid: OutputGrid, client: Any =
     for index, _ in grid.iter_tiles(anchor):
         t = tile_id(index)
         folder = f"{out}/static/{t}"
-        key = unit_key("erosion-static", __version__, t, settings)
         roi = tiles.roi[index]
         box, _ = _dem_window(g30, roi, cfg.science.rusle.ls)
         # the items meeting what the task reads, padded for the resampling kernels' reach (two soil
-        # pixels of 250 m are 17 px at 30 m)
+        # pixels of 250 m are 17 px at 30 m); a tile is redone when one of them changes
         dems, soils = dem_items.meeting(box.pad(4)), soil_items.meeting(box.pad(32))
+        key = unit_key("erosion-static", __version__, t, settings, _Items.versions(dems), _Items.versions(soils))
         task = dask.delayed(static_tile, pure=True)(cfg, g30, roi, dems, soils, folder,
                                                     dask_key_name=f"static-tile-{key}")  # fmt: skip
         units.append(Unit(task, folder, key))
