@@ -126,16 +126,13 @@ def _legacy(folder: Path, out: Path, crop: int | None, plain: bool = False) -> N
     write("erosion", a)
 
 
-def _load_da(url: str, box: Any) -> Any:
-    """One raster on ``box`` through ``lpqlc.sources.rasters.load_files`` (odc-stac), computed here."""
+def _load(url: str, box: Any) -> np.ndarray:
+    """The pixels of one raster on ``box`` through ``lpqlc.sources.rasters.load_files`` (odc-stac's Dask
+    graph, one chunk, computed here as a task's graph would be)."""
     from lpqlc.sources.rasters import load_files
 
-    return load_files([url], box, name="v", chunks=max(box.shape.yx)).compute(scheduler="synchronous")
-
-
-def _load(url: str, box: Any) -> np.ndarray:
-    """:func:`_load_da`'s pixels."""
-    return np.asarray(_load_da(url, box).values)
+    lazy = load_files([url], box, name="v", chunks=max(box.shape.yx))
+    return np.asarray(lazy.compute(scheduler="synchronous").values)
 
 
 # ---------------------------------------------------------------------------------------------- ours
