@@ -94,6 +94,7 @@ def _offsets(nx2: int) -> np.ndarray:
 def _priority_flood(zp: np.ndarray, off: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Priority-Flood (Wang & Liu 2006) with Barnes et al.'s (2014) pit queue and Zhou et al.'s (2016)
     upslope tracing on a NaN-padded DEM (:func:`_nan_padded`): filled DEM and filling-pass D8, padded.
+    ``zp`` is filled in place (the filled DEM returned is ``zp``): callers pass their own padded copy.
 
     Written here from the papers' descriptions. The priority queue is a 4-ary heap on flat arrays (half
     the depth of a binary one: 7–20 % less fill time on the 10 m and 30 m Jacksboro DEM): one
@@ -110,7 +111,10 @@ def _priority_flood(zp: np.ndarray, off: np.ndarray, codes: np.ndarray) -> tuple
     n = ny2 * nx2
     zf = zp.reshape(-1)
     zb = zf.view(np.uint32)
-    filled = zf.copy()
+    # filled in place: a cell is raised only as it is reached, and every read of an original elevation
+    # (outlet scan, trace comparisons, heap keys) is of a cell not yet reached or reached without being
+    # raised, so the result is that of a copy, without a second DEM-sized array
+    filled = zf
     # d8 doubles as the "done" mark: 255 until a cell is reached; no data is 247 from the start
     d8 = np.empty(n, np.uint8)
     any_nan = False
@@ -334,14 +338,17 @@ def upstream_area(dem: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray
     """Upstream area in m² of each cell (itself included; float64 (y, x), NaN off the data) by D8
     steepest descent on the depression-filled ``dem`` (y, x, m); ``dx``/``dy`` cell sizes in m per row.
 
-    The three steps run on one NaN-padded copy (no crop and re-pad between them)."""
+    The three steps run on one NaN-padded copy (no crop and re-pad between them), filled in place and
+    freed before the accumulation (which holds ~10 bytes a cell: directions, areas, donor counts)."""
     ny = dem.shape[0]
     zp = _nan_padded(dem)
     off = _offsets(zp.shape[1])
-    filled, d8_fill = _priority_flood(zp, off, D8_CODES)
+    filled, d8_fill = _priority_flood(zp, off, D8_CODES)  # fills zp in place
     dxr, dyr = _row_sizes(dx, ny), _row_sizes(dy, ny)
     d8 = _steepest(filled, d8_fill, dxr, dyr, off, _DR, _DC, D8_CODES)
-    area = np.broadcast_to((dxr * dyr)[:, None], zp.shape)
+    shape = zp.shape
+    del zp, filled, d8_fill  # 5 bytes a cell freed before the accumulation's 9
+    area = np.broadcast_to((dxr * dyr)[:, None], shape)
     return _accumulate(d8, area, off, D8_CODES)[1:-1, 1:-1]  # type: ignore[no-any-return]
 
 
