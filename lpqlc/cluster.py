@@ -40,10 +40,10 @@ def open_client(cfg: ClusterConfig | PipelineConfig) -> Iterator[Any]:
     pipeline = cfg if isinstance(cfg, PipelineConfig) else None
     cluster_cfg = cfg.cluster if isinstance(cfg, PipelineConfig) else cfg
     if cluster_cfg.kind == "local":
-        from lpqlc.podenv import GDAL_CACHEMAX_MB
+        from lpqlc.podenv import GDAL_CACHEMAX_MB, MALLOC_ENV
 
-        # as the pods have it: a bounded block cache, and GDAL's own threads for COG compression and
-        # reads sharing the cores the Dask threads leave (one each at least)
+        # as the pods have it: a bounded block cache, GDAL's own threads for COG compression and reads
+        # sharing the cores the Dask threads leave (one each at least), and malloc's mmap threshold
         gdal_threads = max(1, (os.cpu_count() or 1) // (cluster_cfg.n_workers * cluster_cfg.threads_per_worker))
         with LocalCluster(
             n_workers=cluster_cfg.n_workers,
@@ -52,7 +52,8 @@ def open_client(cfg: ClusterConfig | PipelineConfig) -> Iterator[Any]:
             processes=True,
             dashboard_address=None,
             env={"GDAL_CACHEMAX": os.environ.get("GDAL_CACHEMAX", GDAL_CACHEMAX_MB),
-                 "GDAL_NUM_THREADS": os.environ.get("GDAL_NUM_THREADS", str(gdal_threads))},
+                 "GDAL_NUM_THREADS": os.environ.get("GDAL_NUM_THREADS", str(gdal_threads)),
+                 **{k: os.environ.get(k, v) for k, v in MALLOC_ENV.items()}},
         ) as cluster, Client(cluster) as client:  # fmt: skip
             yield client
     elif cluster_cfg.kind == "address":

@@ -36,6 +36,13 @@ SCHEDULER_HTTP_ROUTES = [
 #: filled by every block read and kept: several worker processes on a large node would each grow
 #: by gigabytes that no task asked for. Read at GDAL's start, so it is set in the process environment.
 GDAL_CACHEMAX_MB = "256"
+#: glibc's malloc in a Dask worker process. The nanny starts workers with ``MALLOC_TRIM_THRESHOLD_``
+#: (``distributed.nanny.pre-spawn-environ``, so freed memory goes back to the OS); setting any malloc
+#: tunable turns off glibc's dynamic mmap threshold, which then stays at 128 KiB: every array above it
+#: is a fresh ``mmap``, page-faulted and zeroed again on each allocation (an erosion tile task took
+#: 10-16 % more CPU: docs/performance.md, *Terrain*). 32 MiB, the dynamic threshold's own ceiling on
+#: 64-bit, lets freed blocks up to that size be reused while trimming still returns memory.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024)}
 #: GDAL settings for cloud COGs (no directory listing on open, retries on transient HTTP errors), for
 #: writing COGs straight to /vsis3/, and the bounded block cache.
 _GDAL = {
@@ -91,6 +98,8 @@ def container_env(cfg: PipelineConfig, *, role: str) -> list[dict[str, Any]]:
     plain.update(_GDAL)
     if reads_requester_pays(cfg):
         plain["AWS_REQUEST_PAYER"] = "requester"
+    if role == "worker":
+        plain.update(MALLOC_ENV)
     if role == "scheduler":
         plain["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = repr(SCHEDULER_HTTP_ROUTES)
     if role == "job":

@@ -17,6 +17,7 @@ import yaml
 
 from lpqlc.config import load_config
 from lpqlc.k8s import render
+from lpqlc.podenv import MALLOC_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "pipelines" / "loess-plateau.yaml"
@@ -50,6 +51,7 @@ def test_overlays_render_and_equal_the_cluster_factory(overlay: str, gpu: bool) 
         for c in spec["containers"]:
             env = {e["name"]: e for e in c["env"]}
             assert env["GDAL_NUM_THREADS"]["valueFrom"]["resourceFieldRef"] == {"resource": "limits.cpu", "divisor": "1"}
+            assert env["MALLOC_MMAP_THRESHOLD_"]["value"] == MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]  # see podenv
             assert int(c["resources"]["limits"]["cpu"]) >= 1
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
 import rasterio
@@ -24,6 +26,7 @@ from lpqlc.errors import LpqlcError
 from lpqlc.model.checkpoint import Checkpoint, save_checkpoint
 from lpqlc.model.hrformer import HRFormer, hrformer_config
 from lpqlc.pipeline import RunSummary, run_pipeline
+from lpqlc.podenv import MALLOC_ENV
 from lpqlc.publish.catalog import item_url, list_items, publish_item, read_inputs
 from lpqlc.publish.datacube import open_datacube
 from lpqlc.publish.items import build_item, inputs_digest, item_id
@@ -364,6 +367,10 @@ def test_losing_a_worker_mid_run_changes_no_output(published: Published, s3_arch
     cfg = small_config(stac_api=stack.stac_api, storage=f"s3://{stack.bucket}/worker-loss", endpoint_url=stack.s3_endpoint,
                        **SCIENCE)  # fmt: skip
     with open_client(cfg.cluster) as client:
+        # the workers' malloc: the nanny's trim threshold, and our mmap threshold (lpqlc.podenv.MALLOC_ENV)
+        envs = client.run(lambda: {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")})
+        trim = str(dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"])
+        assert envs and all(e == {"MALLOC_TRIM_THRESHOLD_": trim, **MALLOC_ENV} for e in envs.values())
         client.register_plugin(plugin)
         summary = run_pipeline(cfg, model=published.model, client=client)
     assert (tmp_path / "killed").exists() and not summary.failures  # a worker died during classification
