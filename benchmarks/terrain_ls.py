@@ -13,11 +13,13 @@ DEM read once over the tile + LS halo by odc-stac, slope and LS in one numba pas
 Priority-Flood fill and D8 steepest descent, the cache COGs in ZSTD), then A of the tile with LS read back
 from its COG, written as a DEFLATE COG like the published layers.
 Each runs in its own process (peak RSS of that process), after a warm-up on a small crop (numba JIT
-caches); ours single-threaded for the ratio, then with every core. Wall and CPU seconds (user + system,
+caches); ours single-threaded for the ratio, then with every core. Ours runs with a Dask worker's malloc
+environment (its steps are worker tasks in the product). ``--zstd-what-if`` adds runs of ours with A in
+ZSTD level 3: what the published layers' codec would change (the product writes DEFLATE). Wall and CPU seconds (user + system,
 all threads) of the timed run: on a shared machine the CPU time is the robust figure.
 
     python benchmarks/terrain_ls.py [--res 10] [--tile 2048] [--repeat 3] [--baseline today|plain]
-                                    [--peer-python /path/to/python-with-natcap.invest]
+                                    [--peer-python /path/to/python-with-natcap.invest] [--zstd-what-if]
 """
 
 from __future__ import annotations
@@ -136,11 +138,12 @@ def _load(url: str, box: Any) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- ours
-def _ours(folder: Path, out: Path, crop: int | None, tile: int, threads: int) -> None:
+def _ours(folder: Path, out: Path, crop: int | None, tile: int, threads: int, codec: str = "deflate") -> None:
     """As the erosion job does: per output tile, the static task's steps (the DEM read once over the tile
     + LS halo by odc-stac, slope and LS in one pass, the cache COGs: ``lpqlc.erosion.static``), then A =
     R·K·LS·C·P of the tile with LS read back from its COG, written as a published-style COG (DEFLATE).
-    One task per tile, on ``threads`` threads."""
+    One task per tile, on ``threads`` threads. ``codec="zstd"``: A written as ZSTD level 3 instead (a
+    what-if for the published layers' codec, not the product's setting)."""
     import dask
     import rasterio
     from odc.geo.geobox import GeoBox, GeoboxTiles
@@ -167,19 +170,20 @@ def _ours(folder: Path, out: Path, crop: int | None, tile: int, threads: int) ->
         a = _load(f"{t}/ls.tif", tg)
         for name in LAYERS:
             a = a * _load(str(folder / f"{name}.tif"), tg)
+        enc = {"compress": "ZSTD", "level": 3} if codec == "zstd" else {}
         Path(f"{t}/erosion.tif").write_bytes(cog_bytes(a.astype(np.float32), tg.transform, tg.crs.to_wkt(),
-                                                       nodata=float("nan")))  # fmt: skip
+                                                       nodata=float("nan"), **enc))  # fmt: skip
 
     jobs = [dask.delayed(one)(index) for index in np.ndindex(*tiles.shape)]
     dask.compute(*jobs, scheduler="threads" if threads > 1 else "synchronous", num_workers=threads)
 
 
-def _child(mode: str, folder: Path, tile: int, threads: int) -> None:
+def _child(mode: str, folder: Path, tile: int, threads: int, codec: str = "deflate") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         warm = Path(tmp) / "warm"
         warm.mkdir()
         run = (lambda out, crop: _legacy(folder, out, crop, plain=mode == "plain")) if mode != "ours" else \
-            (lambda out, crop: _ours(folder, out, crop, tile, threads))  # fmt: skip
+            (lambda out, crop: _ours(folder, out, crop, tile, threads, codec))  # fmt: skip
         run(warm, 300)
         t, cpu = time.perf_counter(), _cpu()
         run(Path(tmp), None)
@@ -204,14 +208,26 @@ def _read(path: Path) -> np.ndarray:
         return src.read(1)
 
 
-def _spawn(mode: str, folder: Path, tile: int, threads: int, gdal_threads: int = 1) -> dict[str, float]:
+def _spawn(mode: str, folder: Path, tile: int, threads: int, gdal_threads: int = 1, codec: str = "deflate") -> dict[str, float]:
     """One side in its own process: ``threads`` Dask threads, ``gdal_threads`` GDAL threads (compression,
-    decoding; lpqlc's pods set ``GDAL_NUM_THREADS`` to their CPU limit)."""
-    env = {k: v for k, v in os.environ.items() if k != "GDAL_NUM_THREADS"}
+    decoding; lpqlc's pods set ``GDAL_NUM_THREADS`` to their CPU limit). Ours runs with a Dask worker's
+    malloc settings (the nanny's ``MALLOC_TRIM_THRESHOLD_`` and lpqlc's ``MALLOC_MMAP_THRESHOLD_``): its
+    steps are worker tasks. Today's static layers ran on the client, and the peer is a plain process."""
+    import dask.config
+    import distributed  # noqa: F401 — loads the nanny's defaults into dask's config
+
+    from lpqlc.podenv import MALLOC_ENV
+
+    drop = ("GDAL_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_", *MALLOC_ENV)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     if gdal_threads > 1:
         env["GDAL_NUM_THREADS"] = str(gdal_threads)
+    if mode == "ours":
+        trim = dask.config.get("distributed.nanny.pre-spawn-environ").get("MALLOC_TRIM_THRESHOLD_")
+        env.update({**({"MALLOC_TRIM_THRESHOLD_": str(trim)} if trim is not None else {}), **MALLOC_ENV})
     res = subprocess.run([sys.executable, __file__, "--child", mode, "--folder", str(folder), "--tile", str(tile),
-                          "--threads", str(threads)], capture_output=True, text=True, check=False, env=env)  # fmt: skip
+                          "--threads", str(threads), "--codec", codec], capture_output=True, text=True, check=False,
+                         env=env)  # fmt: skip
     if res.returncode:
         raise RuntimeError(res.stderr[-3000:])
     return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -241,23 +257,28 @@ def main() -> None:
                     help="today: today's steps as its code ran them (odc-stac reads, COG writes); plain: the "
                          "simplified baseline of rounds 1-3 (rasterio reads, plain GeoTIFFs)")
     ap.add_argument("--peer-python", help="a Python with natcap.invest: also run the peer (InVEST SDR's steps)")
+    ap.add_argument("--zstd-what-if", action="store_true",
+                    help="also run ours with A written as ZSTD level 3 (what the published codec would change)")
+    ap.add_argument("--codec", choices=("deflate", "zstd"), default="deflate", help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=("today", "plain", "ours"))
     ap.add_argument("--folder")
     args = ap.parse_args()
     if args.child:
-        _child(args.child, Path(args.folder), args.tile, args.threads)
+        _child(args.child, Path(args.folder), args.tile, args.threads, args.codec)
         return
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _write_inputs(folder, args.res)
         shape = _read(folder / "dem.tif").shape
-        today, ours, peer = [], [], []
+        today, ours, peer, zstd = [], [], [], []
         for _ in range(args.repeat):  # alternated, so a slow spell of the machine hits every side
             today.append(_spawn(args.baseline, folder, args.tile, 1))
             ours.append(_spawn("ours", folder, args.tile, 1))
             if args.peer_python:
                 peer.append(_spawn_peer(args.peer_python, folder))
+            if args.zstd_what_if:
+                zstd.append(_spawn("ours", folder, args.tile, 1, codec="zstd"))
         ours_all = _spawn("ours", folder, args.tile, cores)
         ours_pod = _spawn("ours", folder, args.tile, 1, gdal_threads=cores)
     mpx = shape[0] * shape[1] / 1e6
@@ -268,6 +289,7 @@ def main() -> None:
     rows += [(f"ours #{i + 1}, 1 thread", r) for i, r in enumerate(ours)] + [(f"ours, {cores} threads", ours_all)]
     rows += [(f"ours, 1 thread + {cores} GDAL threads (as a pod)", ours_pod)]
     rows += [(f"peer #{i + 1} (InVEST {r['version']} SDR steps)", r) for i, r in enumerate(peer)]
+    rows += [(f"what-if: ours, A in ZSTD 3 #{i + 1}", r) for i, r in enumerate(zstd)]
     for name, r in rows:
         print(f"{name:44s} {r['seconds']:7.1f} s wall {r['cpu_s']:7.1f} s CPU  peak RSS {r['peak_mb']:7.0f} MB")
     print(f"load average during the runs: {os.getloadavg()[0]:.1f} (wall times suffer from it, CPU times much less)")
@@ -288,6 +310,9 @@ def main() -> None:
         print(f"speed-up over the peer (median peer / median ours, single core): "
               f"{med(peer, 'seconds') / med(ours, 'seconds'):.2f} by wall time, "
               f"{med(peer, 'cpu_s') / med(ours, 'cpu_s'):.2f} by CPU time  (bar ≥ 5)")  # fmt: skip
+        if zstd:
+            print(f"what-if, A written as ZSTD level 3: {med(peer, 'cpu_s') / med(zstd, 'cpu_s'):.2f}× the peer by "
+                  f"CPU time (single core)")  # fmt: skip
         print(f"speed-up over the peer by wall time with every core (the peer's steps are single-threaded): "
               f"{med(peer, 'seconds') / wall_best:.2f}")  # fmt: skip
         peak_peer, peak_one = max(r["peak_mb"] for r in peer), max(r["peak_mb"] for r in ours)
