@@ -40,7 +40,7 @@ GDAL_CACHEMAX_MB = "256"
 #: (``distributed.nanny.pre-spawn-environ``, so freed memory goes back to the OS); setting any malloc
 #: tunable turns off glibc's dynamic mmap threshold, which then stays at 128 KiB: every array above it
 #: is a fresh ``mmap``, page-faulted and zeroed again on each allocation (an erosion tile task took
-#: 10-16 % more CPU: docs/performance.md, *Terrain*). 32 MiB, the dynamic threshold's own ceiling on
+#: 7-17 % more CPU: docs/performance.md, *Terrain*). 32 MiB, the dynamic threshold's own ceiling on
 #: 64-bit, lets freed blocks up to that size be reused while trimming still returns memory.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024)}
 #: GDAL settings for cloud COGs (no directory listing on open, retries on transient HTTP errors), for
