@@ -26,8 +26,9 @@ def tile_id(index: tuple[int, int]) -> str:
 
 
 def item_stamp(item: Any) -> str:
-    """When a source item last changed: its ``updated``, else ``created``, else its datetime (ISO)."""
-    p = item.properties
+    """When a source item last changed: its ``updated``, else ``created``, else its datetime (ISO).
+    ``item``: a pystac Item or its dict (as tasks are sent items)."""
+    p = item.get("properties", {}) if isinstance(item, dict) else item.properties
     return str(p.get("updated") or p.get("created") or p.get("datetime") or p.get("start_datetime") or "")
 
 

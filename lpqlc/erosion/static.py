@@ -43,6 +43,7 @@ from lpqlc.grid import OutputGrid
 from lpqlc.publish.cog import cog_bytes
 from lpqlc.sources.search import search_collection
 from lpqlc.storage import Store, gdal_env, write_bytes
+from lpqlc.tiling import item_stamp
 from lpqlc.units import Unit, run_units, unit_key
 
 __all__ = ["static_layers", "static_tile", "slope_ls_tile", "write_cache", "STATIC", "CACHE_COG"]
@@ -132,13 +133,13 @@ class _Items:
 
     @staticmethod
     def versions(items: list[dict[str, Any]]) -> list[str]:
-        """What identifies a version of ``items``: each one's id, ``updated`` (or datetime) and asset
-        hrefs, sorted (a replaced or re-published DEM or soil item changes it)."""
+        """What identifies a version of ``items``: each one's id, when it last changed
+        (:func:`lpqlc.tiling.item_stamp`, as composites key their sources) and asset hrefs, sorted (a
+        replaced or re-published DEM or soil item changes it)."""
         out = []
         for d in items:
-            props = d.get("properties", {})
             hrefs = ",".join(sorted(str(a.get("href")) for a in d.get("assets", {}).values()))
-            out.append(f"{d.get('id')}|{props.get('updated') or props.get('datetime')}|{hrefs}")
+            out.append(f"{d.get('id')}|{item_stamp(d)}|{hrefs}")
         return sorted(out)
 
     def meeting(self, gbox: GeoBox) -> list[dict[str, Any]]:
