@@ -46,7 +46,7 @@ def test_overlays_render_and_equal_the_cluster_factory(overlay: str, gpu: bool) 
         assert rendered[key] == obj, f"{key} in k8s/ drifted from lpqlc.k8s.render: re-render it"
     workers = [o for o in rendered.values() if o["kind"] in ("DaskCluster", "DaskWorkerGroup")]
     assert len(workers) == (2 if gpu else 1)
-    for o in workers:  # GDAL's own threads: as many as the worker container's CPU limit
+    for o in workers:  # the worker containers' env: GDAL's own threads (their CPU limit), malloc (podenv)
         spec = o["spec"]["worker"]["spec"]
         for c in spec["containers"]:
             env = {e["name"]: e for e in c["env"]}
